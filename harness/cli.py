@@ -1,0 +1,245 @@
+"""Command line: ``python -m harness`` / ``ptimers``.
+
+Subcommands map onto the user journeys: ``main`` (the default: build,
+boot, test and report on unpatched and patched 6.12), ``test`` (what CI
+runs), and the pieces (``source``, ``config``, ``build``, ``boot``) for
+people working on one step.  Every HarnessError ends as one clear message
+with the next step, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import kbuild, kconfig, series, source
+from .errors import HarnessError
+from .paths import REPO
+from .results import write_json
+
+
+@dataclass
+class Phase:
+    """Timing of one phase, printed as it ends."""
+
+    name: str
+    start: float = 0.0
+    seconds: float = 0.0
+
+    def __enter__(self) -> Phase:
+        self.start = time.monotonic()
+        print(f"==> {self.name}", flush=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.monotonic() - self.start
+        status = "failed" if exc[0] else "done"
+        print(f"[time] {self.name}: {self.seconds:.1f}s ({status})", flush=True)
+
+
+@dataclass
+class KernelTarget:
+    """A kernel to test: its label and how to build it."""
+
+    label: str
+    tree: Path
+
+
+def targets(which: str) -> list[KernelTarget]:
+    """Unpatched base, plus the patched tree when the series has patches."""
+    base = source.extract()
+    pinned_have = source.installed_version(source.PINNED.package) or ""
+    if note := source.version_note(source.PINNED, pinned_have):
+        print(f"warning: {note}", file=sys.stderr)
+    out = [KernelTarget("unpatched", base)]
+    ser = series.read()
+    if ser.patches and which in {"all", "patched"}:
+        series.check_base(ser, base)
+        out.append(KernelTarget("patched", series.worktree(base, ser)))
+    if which == "patched":
+        out = out[1:]
+        if not out:
+            raise HarnessError("patches/ holds no series to test")
+    return out
+
+
+def cmd_source(args: argparse.Namespace) -> int:
+    tree = source.extract()
+    print(tree)
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    tree = source.user_tree(args.source) if args.source else source.extract()
+    comp = kconfig.compose(args.flavor, source=tree, extra=args.config)
+    for opt, first, later in comp.overrides:
+        print(f"# {opt}: {later} overrides {first}", file=sys.stderr)
+    sys.stdout.write(comp.render())
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    if args.source:
+        tree = source.user_tree(args.source)
+    else:
+        tree = targets("patched" if args.patched else "unpatched")[0].tree
+    kernel = kbuild.build(tree, args.flavor, extra=args.config, force=args.force)
+    print(kernel.image)
+    return 0
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    from .guest import Guest
+    from .vm import VirtmeVM
+
+    image = Path(args.kernel)
+    with VirtmeVM(image, REPO / "results" / "boot", boot_timeout=args.boot_timeout) as vm:
+        guest = Guest(vm.port)
+        ssh = guest.connect()
+        print(f"guest ready in {vm.ready_seconds:.1f}s, SSH after {ssh:.1f}s more "
+              f"(accel {vm.accel.name if vm.accel else '?'}: {vm.accel.reason if vm.accel else ''})")
+        command = " ".join(args.command) or "uname -a"
+        res = guest.run(command, timeout=args.timeout)
+        sys.stdout.write(res.stdout)
+        sys.stderr.write(res.stderr)
+        guest.close()
+        return res.status
+
+
+def run_vmtests(kernel: Path, results_dir: Path, extra: list[str]) -> dict[str, object]:
+    """Run the vmtests against one kernel; return its results.json."""
+    cmd = [sys.executable, "-m", "pytest", "vmtests/", f"--kernel={kernel}",
+           f"--results-dir={results_dir}", "-p", "no:cacheprovider", *extra]
+    print("$ " + " ".join(cmd), flush=True)
+    rc = subprocess.run(cmd, cwd=REPO).returncode
+    path = results_dir / "results.json"
+    data: dict[str, object] = json.loads(path.read_text()) if path.exists() else {}
+    data["pytest_exit"] = rc
+    return data
+
+
+def judge(label: str, data: dict[str, object], require: list[str]) -> list[str]:
+    """Reasons a vmtests run does not count as a pass (empty: it passed)."""
+    problems = []
+    rc = data.get("pytest_exit")
+    counts = data.get("counts") or {}
+    assert isinstance(counts, dict)
+    if rc == 5:
+        problems.append(f"{label}: pytest collected no tests (exit 5)")
+    elif rc != 0:
+        problems.append(f"{label}: pytest exited {rc}")
+    if not counts.get("passed"):
+        problems.append(f"{label}: no vmtest passed (were they skipped?)")
+    feats = data.get("features") or {}
+    assert isinstance(feats, dict)
+    for feat in require:
+        if not feats.get(feat):
+            problems.append(f"{label}: kernel lacks {feat}; its tests were skipped")
+    return problems
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    phases: list[Phase] = []
+    problems: list[str] = []
+    if not args.skip_unit:
+        with Phase("host unit tests") as ph:
+            rc = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "harness/tests"],
+                cwd=REPO,
+            ).returncode
+        phases.append(ph)
+        if rc != 0:
+            print(f"host unit tests failed (pytest exit {rc})", file=sys.stderr)
+            return 1
+    kernels: list[tuple[str, Path]] = []
+    if args.kernel:
+        kernels = [(Path(k).name, Path(k)) for k in args.kernel]
+    else:
+        with Phase("sources") as ph:
+            tgts = targets(args.which)
+        phases.append(ph)
+        for t in tgts:
+            with Phase(f"build {t.label} kernel ({args.flavor})") as ph:
+                kernels.append((t.label, kbuild.build(t.tree, args.flavor).image))
+            phases.append(ph)
+    summary: dict[str, object] = {}
+    for label, image in kernels:
+        with Phase(f"vmtests on {label}") as ph:
+            data = run_vmtests(image, REPO / "results" / label, args.pytest_args)
+        phases.append(ph)
+        summary[label] = data
+        require = ["sigev_timer_id", "prctl_restore_ids"] if label == "patched" else []
+        problems += judge(label, data, require)
+    summary["phases"] = {p.name: round(p.seconds, 1) for p in phases}
+    write_json(REPO / "results" / "test-summary.json", summary)
+    for p in phases:
+        print(f"[time] {p.name}: {p.seconds:.1f}s")
+    if problems:
+        for msg in problems:
+            print(f"FAIL {msg}", file=sys.stderr)
+        return 1
+    print("all vmtests passed on: " + ", ".join(label for label, _ in kernels))
+    return 0
+
+
+def cmd_main(args: argparse.Namespace) -> int:
+    """The default job: everything with the defaults."""
+    return cmd_test(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ptimers", description=__doc__)
+    sub = p.add_subparsers(dest="cmd")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    add("source", cmd_source, "extract the pinned linux-source into the cache")
+    for name, fn, hlp in (("config", cmd_config, "print a flavor's merged config request"),
+                          ("build", cmd_build, "build a kernel (cached by content)")):
+        sp = add(name, fn, hlp)
+        sp.add_argument("--flavor", default="default")
+        sp.add_argument("--source", type=Path, help="your own kernel tree instead of Debian's")
+        sp.add_argument("--config", action="append", default=[], metavar="CONFIG_X=v",
+                        help="extra config item (repeatable)")
+        if name == "build":
+            sp.add_argument("--patched", action="store_true", help="build with the series applied")
+            sp.add_argument("--force", action="store_true", help="rebuild even if cached")
+    sp = add("boot", cmd_boot, "boot a kernel and run a command in it over SSH")
+    sp.add_argument("--kernel", required=True)
+    sp.add_argument("--boot-timeout", type=float, default=240.0)
+    sp.add_argument("--timeout", type=float, default=600.0)
+    sp.add_argument("command", nargs="*")
+    for name, fn, hlp in (("test", cmd_test, "unit tests + vmtests on each kernel (CI)"),
+                          ("main", cmd_main, "the main job (default)")):
+        sp = add(name, fn, hlp)
+        sp.add_argument("--flavor", default="default")
+        sp.add_argument("--which", choices=["all", "unpatched", "patched"], default="all")
+        sp.add_argument("--kernel", action="append", help="test this bzImage instead of building")
+        sp.add_argument("--skip-unit", action="store_true")
+        sp.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv or ["main"])
+    if not getattr(args, "fn", None):
+        parser().print_help()
+        return 2
+    try:
+        return int(args.fn(args))
+    except HarnessError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,286 @@
+"""pytest plugin: ``pytest vmtests/ --kernel=PATH`` boots PATH once and tests it.
+
+Registered from the repository's root conftest.  Responsibilities:
+
+* options (``--kernel``, ``--bisect``, ``--results-dir``, boot knobs);
+* one guest per session, torn down on every exit path;
+* after each vmtest, the kernel log is scanned for splats and the test fails
+  if the kernel complained, even when the helper was happy;
+* features are probed in the guest and ``@pytest.mark.needs("...")`` skips
+  tests whose feature is missing (bisecting inside the series works);
+* ``results.json``, ``summary.md`` and a JUnit file per run;
+* with ``--bisect``, infrastructure failures exit 125 (``git bisect run``
+  skips the commit) and real failures exit 1.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import helper as helper_mod
+from .errors import HarnessError
+from .guest import Dmesg, Guest
+from .helper import Helper
+from .results import RunRecord, TestRecord, markdown_summary, write_json
+from .splat import Detector, report
+from .vm import VirtmeVM, tail
+
+INFRA_EXIT = 125
+_VMTESTS = "vmtests"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "kernel under test")
+    group.addoption("--kernel", metavar="PATH",
+                    help="bzImage to boot (or a build/cache directory containing one)")
+    group.addoption("--bisect", action="store_true",
+                    help="exit 125 on build/boot/config problems so 'git bisect run' skips")
+    group.addoption("--results-dir", metavar="DIR", default="results/vmtests",
+                    help="where results.json, summary.md and junit.xml go")
+    group.addoption("--boot-timeout", type=float, default=240.0,
+                    help="seconds to wait for the guest (TCG is slow)")
+    group.addoption("--vm-cpus", type=int, default=2)
+    group.addoption("--vm-memory", default="2G")
+
+
+def resolve_kernel(value: str) -> Path:
+    """Accept a bzImage, a cache entry, or a build directory."""
+    path = Path(value).expanduser()
+    for cand in (path, path / "bzImage", path / "arch/x86/boot/bzImage"):
+        if cand.is_file():
+            with cand.open("rb") as f:
+                head = f.read(0x206)
+            if len(head) == 0x206 and head[0x202:0x206] == b"HdrS":
+                return cand.resolve()
+            raise pytest.UsageError(
+                f"--kernel {value}: {cand} is not an x86 bzImage (no 'HdrS' boot header); "
+                "pass arch/x86/boot/bzImage from a kernel build"
+            )
+    raise pytest.UsageError(
+        f"--kernel {value}: no such kernel image; build one with './ptimers build' "
+        "or pass the path of an x86 bzImage"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs(feature): skip unless the guest has the feature")
+    config.addinivalue_line("markers", "bench: benchmark smoke case")
+    results_dir = Path(config.getoption("--results-dir"))
+    if config.getoption("--kernel"):
+        kernel = resolve_kernel(config.getoption("--kernel"))
+        config.stash[_KERNEL] = kernel
+        if not config.option.xmlpath:
+            config.option.xmlpath = str(results_dir / "junit.xml")
+    global _SESSION_STATE
+    _SESSION_STATE = config.stash[_STATE] = _State(results_dir)
+
+
+class _State:
+    """Per-session bookkeeping shared by hooks and fixtures."""
+
+    def __init__(self, results_dir: Path) -> None:
+        self.results_dir = results_dir
+        self.vm: VirtmeVM | None = None
+        self.guest: Guest | None = None
+        self.dmesg: Dmesg | None = None
+        self.run: RunRecord | None = None
+        self.infra_error: str | None = None
+        self.detector = Detector.default()
+
+
+_KERNEL = pytest.StashKey[Path]()
+_STATE = pytest.StashKey[_State]()
+# pytest_runtest_logreport gets no config; the one session's state is here.
+_SESSION_STATE: _State | None = None
+
+
+def _is_vmtest(item: pytest.Item) -> bool:
+    return _VMTESTS in Path(str(item.fspath)).parts
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _KERNEL in config.stash:
+        return
+    skip = pytest.mark.skip(reason="no --kernel given (pytest vmtests/ --kernel=PATH)")
+    for item in items:
+        if _is_vmtest(item):
+            item.add_marker(skip)
+
+
+def _probe_features(guest: Guest, helper: Helper) -> dict[str, bool]:
+    """What the kernel under test offers, asked of the kernel itself."""
+    feats: dict[str, bool] = {}
+    raw = guest.run("cat /proc/config.gz | base64", timeout=60)
+    config_text = ""
+    if raw.status == 0 and raw.stdout:
+        import base64
+
+        config_text = gzip.GzipFile(fileobj=io.BytesIO(base64.b64decode(raw.stdout))).read().decode()
+    feats["ikconfig"] = bool(config_text)
+    feats["ia32_emulation"] = "CONFIG_IA32_EMULATION=y" in config_text
+    feats["debug_kmemleak"] = "CONFIG_DEBUG_KMEMLEAK=y" in config_text
+    res = helper.run([
+        {"op": "proc_timers"},
+        {"op": "create", "notify": "none", "flags": ["timer_id"], "id": 4242},
+        {"op": "prctl", "option": 77, "arg2": 2},
+    ])
+    feats["proc_timers"] = res[0]["ret"] == 0
+    feats["sigev_timer_id"] = res[1]["ret"] == 0 and res[1].get("id") == 4242
+    feats["prctl_restore_ids"] = res[2]["ret"] in (0, 1)
+    return feats
+
+
+def _boot(config: pytest.Config, state: _State) -> None:
+    """Boot the session's guest; any failure ends the session with one line."""
+    kernel = config.stash[_KERNEL]
+    state.run = RunRecord(kernel=str(kernel))
+    try:
+        binary = helper_mod.build()
+        vm = VirtmeVM(
+            kernel, state.results_dir / "guest",
+            cpus=config.getoption("--vm-cpus"), memory=config.getoption("--vm-memory"),
+            boot_timeout=config.getoption("--boot-timeout"),
+        )
+        state.vm = vm
+        vm.start()
+        vm.wait_ready()
+        guest = Guest(vm.port)
+        ssh = guest.connect(timeout=config.getoption("--boot-timeout"))
+        state.guest = guest
+        state.dmesg = Dmesg(guest)
+        state.run.release = guest.run("uname -r", check=True).stdout.strip()
+        state.run.accel = vm.accel.name if vm.accel else ""
+        state.run.boot_seconds = round(vm.ready_seconds, 2)
+        state.run.ssh_seconds = round(ssh, 2)
+        state.run.features = _probe_features(guest, Helper(guest, binary))
+        state.dmesg.mark()
+        # A kernel that splats while booting is broken before any test.
+        boot_log = guest.run("dmesg", timeout=60).stdout.splitlines()
+        if splats := state.detector.scan(boot_log):
+            raise HarnessError("the kernel complained during boot", detail=report(splats))
+    except HarnessError as exc:
+        state.infra_error = exc.render()
+        _teardown(state)
+        raise pytest.exit(exc.render(), returncode=INFRA_EXIT if config.getoption("--bisect") else 3) from None
+
+
+def _teardown(state: _State) -> None:
+    if state.guest is not None:
+        state.guest.close()
+    if state.vm is not None:
+        state.vm.stop()
+
+
+@pytest.fixture(scope="session")
+def guest(request: pytest.FixtureRequest) -> Generator[Guest, None, None]:
+    """The session's booted guest (boots on first use)."""
+    state = request.config.stash[_STATE]
+    if state.guest is None:
+        _boot(request.config, state)
+    assert state.guest is not None
+    yield state.guest
+
+
+@pytest.fixture(scope="session")
+def features(guest: Guest, request: pytest.FixtureRequest) -> dict[str, bool]:
+    """Features probed in the guest (see _probe_features)."""
+    run = request.config.stash[_STATE].run
+    assert run is not None
+    return run.features
+
+
+@pytest.fixture(scope="session")
+def helper(guest: Guest) -> Helper:
+    """The C helper, driven in the guest."""
+    return Helper(guest, helper_mod.build())
+
+
+@pytest.fixture(autouse=True)
+def _needs(request: pytest.FixtureRequest) -> None:
+    """Skip tests whose ``needs`` feature the guest lacks."""
+    marker = request.node.get_closest_marker("needs")
+    if marker is None:
+        return
+    feats: dict[str, bool] = request.getfixturevalue("features")
+    for name in marker.args:
+        if not feats.get(name, False):
+            pytest.skip(f"kernel under test lacks {name}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield
+    rep: pytest.TestReport = outcome.get_result()
+    state = item.config.stash[_STATE]
+    if rep.when != "call" or not _is_vmtest(item) or state.guest is None:
+        return
+    vm = state.vm
+    if vm is not None and not vm.alive():
+        rep.outcome = "failed"
+        rep.longrepr = f"the guest died during this test; console tail:\n{tail(vm.console, 60)}"
+        state.infra_error = "guest died"
+        return
+    if state.dmesg is None:
+        return
+    try:
+        fresh = state.dmesg.new()
+    except HarnessError as exc:
+        rep.outcome = "failed"
+        rep.longrepr = f"could not read dmesg after the test: {exc.render()}"
+        return
+    splats = state.detector.scan(fresh)
+    if splats:
+        rep.outcome = "failed"
+        prev = str(rep.longrepr) + "\n\n" if rep.longrepr else ""
+        rep.longrepr = prev + report(splats)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Record each vmtest once: its call phase, or setup if it ended there."""
+    state = _SESSION_STATE
+    if state is None or state.run is None or _VMTESTS not in Path(report.fspath).parts:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        if report.when == "call":
+            outcome = report.outcome
+        else:
+            outcome = "skipped" if report.outcome == "skipped" else "error"
+        msg = ""
+        if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
+            msg = str(report.longrepr[2])
+        elif report.failed and report.longrepr:
+            msg = str(report.longrepr).strip().splitlines()[-1]
+        state.run.tests.append(TestRecord(report.nodeid, outcome, round(report.duration, 3), msg))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = config.stash[_STATE]
+    _teardown(state)
+    if state.run is not None:
+        state.run.exit_status = int(exitstatus)
+        write_json(state.results_dir / "results.json", state.run.to_json())
+        (state.results_dir / "summary.md").write_text(markdown_summary(state.run))
+    if config.getoption("--bisect"):
+        if state.infra_error:
+            session.exitstatus = INFRA_EXIT
+        elif exitstatus not in (0, 5):
+            session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash[_STATE]
+    if state.run is not None:
+        c = state.run.counts()
+        terminalreporter.write_line(
+            f"harness: kernel {state.run.release} ({state.run.accel}), "
+            f"{len(state.run.tests)} vmtests: {c}; results in {state.results_dir}/results.json"
+        )
+

@@ -1,0 +1,121 @@
+"""The patch series in ``patches/``: read it, check its base, apply it.
+
+The series' source of truth is a git branch; ``patches/`` is what
+``git format-patch --cover-letter --base=...`` wrote.  Applying uses
+``git am`` on a dedicated worktree of the extracted base, one worktree per
+series content, and stops hard at the first patch that does not apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SeriesError
+from .paths import PATCHES_DIR
+from .source import GIT_ENV, base_commit, git
+
+_SUBJECT = re.compile(r"^Subject: (.*)$", re.M)
+_BASE = re.compile(r"^base-commit: ([0-9a-f]{40})$", re.M)
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One patch file of the series."""
+
+    path: Path
+    subject: str
+
+    @property
+    def number(self) -> int:
+        return int(self.path.name.split("-", 1)[0])
+
+
+@dataclass(frozen=True)
+class Series:
+    """Cover letter plus patches, in order."""
+
+    cover: Path | None
+    patches: list[Patch]
+    base: str | None
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for p in self.patches:
+            h.update(p.path.read_bytes())
+        return h.hexdigest()[:16]
+
+
+def _subject(text: str) -> str:
+    m = _SUBJECT.search(text)
+    if m is None:
+        return ""
+    # Unfold a folded header (continuation lines start with whitespace).
+    start = m.start(1)
+    end = text.index("\n", start)
+    while text[end + 1 : end + 2] in (" ", "\t"):
+        end = text.index("\n", end + 1)
+    return " ".join(text[start:end].split())
+
+
+def read(directory: Path = PATCHES_DIR) -> Series:
+    """Read the series; an empty or missing directory is an empty series."""
+    files = sorted(directory.glob("[0-9][0-9][0-9][0-9]-*.patch")) if directory.is_dir() else []
+    cover = next((f for f in files if f.name.startswith("0000-")), None)
+    patches = [Patch(f, _subject(f.read_text(errors="replace"))) for f in files if f != cover]
+    base = None
+    for f in [cover, *[p.path for p in patches]]:
+        if f is not None and (m := _BASE.search(f.read_text(errors="replace"))):
+            base = m.group(1)
+            break
+    return Series(cover, patches, base)
+
+
+def check_base(series: Series, tree: Path) -> None:
+    """Refuse a tree whose base commit is not the series' recorded base."""
+    have = base_commit(tree)
+    if series.base and series.base != have:
+        raise SeriesError(
+            f"the series is based on {series.base[:12]} but {tree} has base {have[:12]}",
+            hint="the installed linux-source package differs from the pinned one; "
+            "install the pinned version or apply by hand with 'git am -3'",
+        )
+
+
+def worktree(base_tree: Path, series: Series) -> Path:
+    """A worktree of the base with the whole series applied (cached by content)."""
+    dest = base_tree.parent / f"patched-{series.digest()}"
+    if (dest / ".git").exists():
+        return dest
+    tmp = dest.with_name(dest.name + ".tmp")
+    if tmp.exists():
+        git(base_tree, "worktree", "remove", "--force", str(tmp), check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+    git(base_tree, "worktree", "prune")
+    git(base_tree, "worktree", "add", "-q", "--detach", str(tmp), base_commit(base_tree))
+    apply(tmp, series)
+    git(base_tree, "worktree", "move", str(tmp), str(dest))
+    return dest
+
+
+def apply(tree: Path, series: Series, upto: int | None = None) -> None:
+    """``git am`` each patch in order; stop hard at the first that fails."""
+    for patch in series.patches:
+        if upto is not None and patch.number > upto:
+            break
+        proc = subprocess.run(
+            ["git", "-C", str(tree), "am", "-q", "--keep-cr", str(patch.path)],
+            capture_output=True, text=True, env={**os.environ, **GIT_ENV},
+        )
+        if proc.returncode != 0:
+            subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True)
+            raise SeriesError(
+                f"patch {patch.path.name} ({patch.subject}) does not apply to {tree}",
+                hint="rebase the series branch and regenerate patches/ with git format-patch",
+                detail=(proc.stdout + proc.stderr).strip(),
+            )

@@ -1,0 +1,228 @@
+"""Boot a kernel under virtme-ng and keep it running for SSH sessions.
+
+The guest uses the host's root filesystem (read-only 9p, tmpfs overlays),
+so the helper binary built on the host is visible in the guest at the same
+path.  vng runs under :mod:`harness.reaper`, which kills the whole process
+group when we close its stdin or die, so no QEMU survives any exit path.
+The serial console goes to ``console.log`` and is what a boot failure
+reports.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BootError, SetupError
+
+READY = "PTIMERS-GUEST-READY"
+
+#: Run in the guest before anything else.  sshd runs commands through root's
+#: login shell from the shared passwd: bash would source the host's heavy
+#: start-up files on every command (seconds each under TCG), so point root at
+#: /bin/sh in the guest's own /etc overlay.  Then announce readiness on the
+#: console and keep the guest alive.
+GUEST_INIT = (
+    "sed -i -e 's#^root:.*#root:x:0:0:root:/root:/bin/sh#' /etc/passwd; "
+    f"echo {READY} > /dev/kmsg; echo {READY}; exec sleep 2147483647"
+)
+
+CONSOLE_FAILURES = (
+    "Kernel panic - not syncing",
+    "---[ end Kernel panic",
+    "Attempted to kill init",
+)
+
+
+@dataclass
+class Accel:
+    """Which accelerator to use and why."""
+
+    name: str  # "kvm" or "tcg"
+    reason: str
+
+
+def probe_accel(timeout: float = 10.0) -> Accel:
+    """Decide between KVM and TCG quickly, never hanging.
+
+    ``$PTIMERS_ACCEL`` forces a choice.  Otherwise KVM is trusted only when
+    /dev/kvm is usable, a VMX/SVM module (kvm_intel/kvm_amd) is loaded -- a
+    nested PVM device is not enough: QEMU aborts setting MSRs or crawls --
+    and QEMU can start a paused KVM vCPU with ``-cpu host`` within the
+    timeout.
+    """
+    forced = os.environ.get("PTIMERS_ACCEL")
+    if forced in {"kvm", "tcg"}:
+        return Accel(forced, "forced by $PTIMERS_ACCEL")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return Accel("tcg", "/dev/kvm is not accessible")
+    if not any(Path("/sys/module", m).exists() for m in ("kvm_intel", "kvm_amd")):
+        return Accel("tcg", "/dev/kvm is not backed by kvm_intel/kvm_amd (nested PVM?)")
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        return Accel("tcg", "qemu-system-x86_64 not found")
+    try:
+        proc = subprocess.run(
+            [qemu, "-accel", "kvm", "-cpu", "host", "-nodefaults", "-display", "none",
+             "-S", "-monitor", "stdio"],
+            input="quit\n", capture_output=True, text=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return Accel("tcg", f"QEMU with KVM did not start within {timeout:.0f}s")
+    if proc.returncode != 0:
+        return Accel("tcg", "QEMU with KVM failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1])
+    return Accel("kvm", "KVM probe passed")
+
+
+def free_port() -> int:
+    """A free TCP port on loopback for the SSH forward."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """Last lines of a log file, for error messages."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no output)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class VirtmeVM:
+    """A running virtme-ng guest reachable by SSH on 127.0.0.1:port."""
+
+    image: Path
+    workdir: Path
+    cpus: int = 2
+    memory: str = "2G"
+    boot_timeout: float = 240.0
+    append: list[str] = field(default_factory=list)
+    accel: Accel | None = None
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    ready_seconds: float = 0.0
+
+    @property
+    def console(self) -> Path:
+        return self.workdir / "console.log"
+
+    @property
+    def stdout(self) -> Path:
+        return self.workdir / "guest-stdout.log"
+
+    def command(self) -> list[str]:
+        """The vng command line (also shown to the user for reproduction)."""
+        accel = self.accel or probe_accel()
+        self.accel = accel
+        cmd = [
+            "vng", "--run", str(self.image), "--force-9p", "--verbose",
+            "--cpus", str(self.cpus), "--memory", self.memory,
+            # vng's 9p root does not put root= on the command line; 6.12
+            # then panics looking for init.  /dev/root is vng's mount tag.
+            "--append", "root=/dev/root",
+            "--ssh", str(self.port), "--ssh-tcp", "--name", "ptimers",
+        ]
+        if accel.name == "tcg":
+            cmd.append("--disable-kvm")
+        for item in self.append:
+            cmd += ["--append", item]
+        cmd += ["--exec", GUEST_INIT]
+        return cmd
+
+    def start(self) -> None:
+        """Start the guest; returns once QEMU runs (see :meth:`wait_ready`)."""
+        env = dict(os.environ)
+        # vng runs virtme-run from PATH: use the ones next to our interpreter.
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        if shutil.which("vng", path=env["PATH"]) is None:
+            raise SetupError("vng (virtme-ng) is not installed", hint="run ./ptimers setup")
+        if not self.image.is_file():
+            raise BootError(f"kernel image {self.image} does not exist")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        for f in (self.console, self.stdout):
+            f.write_text("")
+        cmd = self.command()
+        (self.workdir / "vng-command.txt").write_text(" ".join(cmd) + "\n")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.reaper", str(self.stdout), str(self.console), "--", *cmd],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env,
+            cwd=str(Path(__file__).resolve().parent.parent),
+        )
+        self.started = time.monotonic()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def console_failure(self) -> str | None:
+        """A panic marker seen on the console, if any."""
+        try:
+            text = self.console.read_text(errors="replace")
+        except OSError:
+            return None
+        return next((m for m in CONSOLE_FAILURES if m in text), None)
+
+    def boot_error(self, what: str) -> BootError:
+        return BootError(
+            f"{what} (kernel {self.image}, accel {self.accel.name if self.accel else '?'})",
+            hint=f"console log: {self.console}; vng command: {self.workdir / 'vng-command.txt'}",
+            detail=tail(self.console),
+        )
+
+    def wait_ready(self) -> None:
+        """Wait until the guest announced readiness; fail fast on panic/exit."""
+        deadline = self.started + self.boot_timeout
+        while time.monotonic() < deadline:
+            if (marker := self.console_failure()) is not None:
+                self.stop()
+                raise self.boot_error(f"guest failed to boot: {marker!r} on the console")
+            if not self.alive():
+                raise self.boot_error("QEMU exited before the guest came up")
+            try:
+                if READY in self.stdout.read_text(errors="replace"):
+                    self.ready_seconds = time.monotonic() - self.started
+                    return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise self.boot_error(f"guest not ready within {self.boot_timeout:.0f}s (hang?)")
+
+    def stop(self) -> None:
+        """Kill the guest (idempotent); the reaper takes the process group down."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        try:
+            if proc.stdin:
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> VirtmeVM:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
