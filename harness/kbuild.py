@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -58,24 +59,33 @@ def compiler_id(cc: str = "gcc") -> str:
 
 
 def tree_identity(tree: Path) -> str:
-    """Content identity of a source tree: tree hash + hash of local changes."""
-    def git(*args: str) -> str:
+    """Content identity of a source tree: the git tree hash of its work tree.
+
+    Local changes are staged into a throw-away copy of the index and
+    written as a tree object, so an edited tree and the commit made from
+    it later have the same identity and share one cache entry.
+    """
+    def git(*args: str, env: dict[str, str] | None = None) -> str:
         return subprocess.run(
-            ["git", "-C", str(tree), *args], capture_output=True, text=True, check=True
-        ).stdout
+            ["git", "-C", str(tree), *args], capture_output=True, text=True, check=True,
+            env=env,
+        ).stdout.strip()
 
     try:
-        head = git("rev-parse", "HEAD^{tree}").strip()
-        dirty = git("diff", "HEAD", "--binary")
-        untracked = git("ls-files", "--others", "--exclude-standard")
+        if not git("status", "--porcelain", "--untracked-files=normal"):
+            return git("rev-parse", "HEAD^{tree}")
+        index = Path(git("rev-parse", "--path-format=absolute", "--git-path", "index"))
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp_index = Path(tmp) / "index"
+            shutil.copy2(index, tmp_index)
+            env = {**os.environ, "GIT_INDEX_FILE": str(tmp_index)}
+            git("add", "-A", env=env)
+            return git("write-tree", env=env)
     except (OSError, subprocess.CalledProcessError):
         raise BuildError(
             f"{tree} is not a git tree; the build cache needs one",
             hint="run 'git init && git add -A -f && git commit -m base' in it",
         ) from None
-    if not dirty and not untracked:
-        return head
-    return head + "+" + hashlib.sha256((dirty + untracked).encode()).hexdigest()[:16]
 
 
 def cache_key(tree: Path, comp: kconfig.Composition, cc: str) -> str:

@@ -160,14 +160,50 @@ static void sb_free(struct sbuf *sb)
 	memset(sb, 0, sizeof(*sb));
 }
 
-/* Append s as a quoted JSON string; bytes >= 0x80 are passed as-is */
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	}
+	return len;
+}
+
+/*
+ * Append s as a quoted JSON string.  Valid UTF-8 is copied; stray bytes
+ * are escaped as if Latin-1, so the output is always valid UTF-8 JSON.
+ */
 static void sb_json_str(struct sbuf *sb, const char *s, size_t n)
 {
-	size_t i;
+	size_t i, len;
 
 	sb_putc(sb, '"');
 	for (i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
+
+		if (ch >= 0x80) {
+			len = utf8_len((const unsigned char *)s + i, n - i);
+			if (len) {
+				sb_putn(sb, s + i, len);
+				i += len - 1;
+			} else {
+				sb_printf(sb, "\\u%04x", ch);
+			}
+			continue;
+		}
 
 		switch (ch) {
 		case '"':
