@@ -102,8 +102,10 @@ def cmd_boot(args: argparse.Namespace) -> int:
     with VirtmeVM(image, REPO / "results" / "boot", boot_timeout=args.boot_timeout) as vm:
         guest = Guest(vm.port)
         ssh = guest.connect()
-        print(f"guest ready in {vm.ready_seconds:.1f}s, SSH after {ssh:.1f}s more "
-              f"(accel {vm.accel.name if vm.accel else '?'}: {vm.accel.reason if vm.accel else ''})")
+        print(
+            f"guest ready in {vm.ready_seconds:.1f}s, SSH after {ssh:.1f}s more "
+            f"(accel {vm.accel.name if vm.accel else '?'}: {vm.accel.reason if vm.accel else ''})"
+        )
         command = " ".join(args.command) or "uname -a"
         res = guest.run(command, timeout=args.timeout)
         sys.stdout.write(res.stdout)
@@ -114,8 +116,17 @@ def cmd_boot(args: argparse.Namespace) -> int:
 
 def run_vmtests(kernel: Path, results_dir: Path, extra: list[str]) -> dict[str, object]:
     """Run the vmtests against one kernel; return its results.json."""
-    cmd = [sys.executable, "-m", "pytest", "vmtests/", f"--kernel={kernel}",
-           f"--results-dir={results_dir}", "-p", "no:cacheprovider", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "vmtests/",
+        f"--kernel={kernel}",
+        f"--results-dir={results_dir}",
+        "-p",
+        "no:cacheprovider",
+        *extra,
+    ]
     print("$ " + " ".join(cmd), flush=True)
     rc = subprocess.run(cmd, cwd=REPO).returncode
     path = results_dir / "results.json"
@@ -197,19 +208,28 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ptimers", description=__doc__)
     sub = p.add_subparsers(dest="cmd")
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, fn: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help)
         sp.set_defaults(fn=fn)
         return sp
 
     add("source", cmd_source, "extract the pinned linux-source into the cache")
-    for name, fn, hlp in (("config", cmd_config, "print a flavor's merged config request"),
-                          ("build", cmd_build, "build a kernel (cached by content)")):
+    for name, fn, hlp in (
+        ("config", cmd_config, "print a flavor's merged config request"),
+        ("build", cmd_build, "build a kernel (cached by content)"),
+    ):
         sp = add(name, fn, hlp)
         sp.add_argument("--flavor", default="default")
         sp.add_argument("--source", type=Path, help="your own kernel tree instead of Debian's")
-        sp.add_argument("--config", action="append", default=[], metavar="CONFIG_X=v",
-                        help="extra config item (repeatable)")
+        sp.add_argument(
+            "--config",
+            action="append",
+            default=[],
+            metavar="CONFIG_X=v",
+            help="extra config item (repeatable)",
+        )
         if name == "build":
             sp.add_argument("--patched", action="store_true", help="build with the series applied")
             sp.add_argument("--force", action="store_true", help="rebuild even if cached")
@@ -218,8 +238,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--boot-timeout", type=float, default=240.0)
     sp.add_argument("--timeout", type=float, default=600.0)
     sp.add_argument("command", nargs="*")
-    for name, fn, hlp in (("test", cmd_test, "unit tests + vmtests on each kernel (CI)"),
-                          ("main", cmd_main, "the main job (default)")):
+    for name, fn, hlp in (
+        ("test", cmd_test, "unit tests + vmtests on each kernel (CI)"),
+        ("main", cmd_main, "the main job (default)"),
+    ):
         sp = add(name, fn, hlp)
         sp.add_argument("--flavor", default="default")
         sp.add_argument("--which", choices=["all", "unpatched", "patched"], default="all")

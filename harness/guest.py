@@ -9,7 +9,6 @@ output arrived, so a hung test fails with context instead of hanging.
 from __future__ import annotations
 
 import shlex
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +58,15 @@ class Guest:
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
             try:
                 client.connect(
-                    self.host, port=self.port, username="root", key_filename=str(self.key),
-                    timeout=10, banner_timeout=30, auth_timeout=30,
-                    look_for_keys=False, allow_agent=False,
+                    self.host,
+                    port=self.port,
+                    username="root",
+                    key_filename=str(self.key),
+                    timeout=10,
+                    banner_timeout=30,
+                    auth_timeout=30,
+                    look_for_keys=False,
+                    allow_agent=False,
                 )
                 transport = client.get_transport()
                 if transport is not None:
@@ -91,10 +96,8 @@ class Guest:
             out = chan_out.read().decode(errors="replace")
             err = chan_err.read().decode(errors="replace")
             status = chan_out.channel.recv_exit_status()
-        except (TimeoutError, socket.timeout) as exc:
-            raise GuestError(
-                f"guest command timed out after {timeout:.0f}s: {command}"
-            ) from exc
+        except TimeoutError as exc:
+            raise GuestError(f"guest command timed out after {timeout:.0f}s: {command}") from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise GuestError(f"SSH connection lost while running: {command} ({exc})") from exc
         result = Result(command, status, out, err, time.monotonic() - start)
@@ -129,6 +132,6 @@ class Dmesg:
     def new(self) -> list[str]:
         """Lines logged since the last mark/new call."""
         lines = self._lines()
-        fresh = lines[self.seen:] if len(lines) >= self.seen else lines
+        fresh = lines[self.seen :] if len(lines) >= self.seen else lines
         self.seen = len(lines)
         return fresh

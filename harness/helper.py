@@ -80,8 +80,9 @@ class Helper:
         results = decode(res.stdout)
         errors = [r for r in results if r.get("op") == "error"]
         if errors:
-            raise HelperError(f"helper rejected the script: {errors[0].get('error')}",
-                              detail=res.describe())
+            raise HelperError(
+                f"helper rejected the script: {errors[0].get('error')}", detail=res.describe()
+            )
         want = len(ops) if expect is None else expect
         if res.status != 0 or len(results) != want:
             raise HelperError(

@@ -54,7 +54,9 @@ def compiler_id(cc: str = "gcc") -> str:
     try:
         out = subprocess.run([cc, "--version"], capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
-        raise BuildError(f"compiler {cc!r} not found", hint="apt-get install build-essential") from None
+        raise BuildError(
+            f"compiler {cc!r} not found", hint="apt-get install build-essential"
+        ) from None
     return out.stdout.splitlines()[0]
 
 
@@ -65,9 +67,13 @@ def tree_identity(tree: Path) -> str:
     written as a tree object, so an edited tree and the commit made from
     it later have the same identity and share one cache entry.
     """
+
     def git(*args: str, env: dict[str, str] | None = None) -> str:
         return subprocess.run(
-            ["git", "-C", str(tree), *args], capture_output=True, text=True, check=True,
+            ["git", "-C", str(tree), *args],
+            capture_output=True,
+            text=True,
+            check=True,
             env=env,
         ).stdout.strip()
 

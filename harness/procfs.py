@@ -53,7 +53,9 @@ def parse(text: str) -> list[ProcTimer]:
         for k, (pat, line) in enumerate(zip(_PATTERNS, lines[i : i + 4], strict=True)):
             m = pat.match(line)
             if m is None:
-                raise ProcTimersFormatError(f"line {i + k + 1}: {line!r} does not match {pat.pattern}")
+                raise ProcTimersFormatError(
+                    f"line {i + k + 1}: {line!r} does not match {pat.pattern}"
+                )
             groups.extend(m.groups())
         out.append(
             ProcTimer(

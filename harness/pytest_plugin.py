@@ -37,14 +37,28 @@ _VMTESTS = "vmtests"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "kernel under test")
-    group.addoption("--kernel", metavar="PATH",
-                    help="bzImage to boot (or a build/cache directory containing one)")
-    group.addoption("--bisect", action="store_true",
-                    help="exit 125 on build/boot/config problems so 'git bisect run' skips")
-    group.addoption("--results-dir", metavar="DIR", default="results/vmtests",
-                    help="where results.json, summary.md and junit.xml go")
-    group.addoption("--boot-timeout", type=float, default=240.0,
-                    help="seconds to wait for the guest (TCG is slow)")
+    group.addoption(
+        "--kernel",
+        metavar="PATH",
+        help="bzImage to boot (or a build/cache directory containing one)",
+    )
+    group.addoption(
+        "--bisect",
+        action="store_true",
+        help="exit 125 on build/boot/config problems so 'git bisect run' skips",
+    )
+    group.addoption(
+        "--results-dir",
+        metavar="DIR",
+        default="results/vmtests",
+        help="where results.json, summary.md and junit.xml go",
+    )
+    group.addoption(
+        "--boot-timeout",
+        type=float,
+        default=240.0,
+        help="seconds to wait for the guest (TCG is slow)",
+    )
     group.addoption("--vm-cpus", type=int, default=2)
     group.addoption("--vm-memory", default="2G")
 
@@ -122,15 +136,19 @@ def _probe_features(guest: Guest, helper: Helper) -> dict[str, bool]:
     if raw.status == 0 and raw.stdout:
         import base64
 
-        config_text = gzip.GzipFile(fileobj=io.BytesIO(base64.b64decode(raw.stdout))).read().decode()
+        config_text = (
+            gzip.GzipFile(fileobj=io.BytesIO(base64.b64decode(raw.stdout))).read().decode()
+        )
     feats["ikconfig"] = bool(config_text)
     feats["ia32_emulation"] = "CONFIG_IA32_EMULATION=y" in config_text
     feats["debug_kmemleak"] = "CONFIG_DEBUG_KMEMLEAK=y" in config_text
-    res = helper.run([
-        {"op": "proc_timers"},
-        {"op": "create", "notify": "none", "flags": ["timer_id"], "id": 4242},
-        {"op": "prctl", "option": 77, "arg2": 2},
-    ])
+    res = helper.run(
+        [
+            {"op": "proc_timers"},
+            {"op": "create", "notify": "none", "flags": ["timer_id"], "id": 4242},
+            {"op": "prctl", "option": 77, "arg2": 2},
+        ]
+    )
     feats["proc_timers"] = res[0]["ret"] == 0
     feats["sigev_timer_id"] = res[1]["ret"] == 0 and res[1].get("id") == 4242
     feats["prctl_restore_ids"] = res[2]["ret"] in (0, 1)
@@ -144,8 +162,10 @@ def _boot(config: pytest.Config, state: _State) -> None:
     try:
         binary = helper_mod.build()
         vm = VirtmeVM(
-            kernel, state.results_dir / "guest",
-            cpus=config.getoption("--vm-cpus"), memory=config.getoption("--vm-memory"),
+            kernel,
+            state.results_dir / "guest",
+            cpus=config.getoption("--vm-cpus"),
+            memory=config.getoption("--vm-memory"),
             boot_timeout=config.getoption("--boot-timeout"),
         )
         state.vm = vm
@@ -168,7 +188,9 @@ def _boot(config: pytest.Config, state: _State) -> None:
     except HarnessError as exc:
         state.infra_error = exc.render()
         _teardown(state)
-        raise pytest.exit(exc.render(), returncode=INFRA_EXIT if config.getoption("--bisect") else 3) from None
+        raise pytest.exit(
+            exc.render(), returncode=INFRA_EXIT if config.getoption("--bisect") else 3
+        ) from None
 
 
 def _teardown(state: _State) -> None:
@@ -215,7 +237,9 @@ def _needs(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
     outcome = yield
     rep: pytest.TestReport = outcome.get_result()
     state = item.config.stash[_STATE]
@@ -248,6 +272,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if state is None or state.run is None or _VMTESTS not in Path(report.fspath).parts:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        outcome: str
         if report.when == "call":
             outcome = report.outcome
         else:
@@ -283,4 +308,3 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"harness: kernel {state.run.release} ({state.run.accel}), "
             f"{len(state.run.tests)} vmtests: {c}; results in {state.results_dir}/results.json"
         )
-

@@ -48,12 +48,21 @@ def main(argv: list[str]) -> int:
     print(pgid, flush=True)
 
     def watch_parent() -> None:
-        sys.stdin.buffer.read()  # returns at EOF: the parent closed or died
+        # Block until EOF: the parent closed or died.  Read the raw fd, not
+        # sys.stdin.buffer: a daemon thread blocked inside BufferedReader holds
+        # its lock, and interpreter shutdown then aborts with "Fatal Python
+        # error: _enter_buffered_busy" when the command exits by itself.
+        while os.read(0, 4096):
+            pass
         _kill_group(pgid, proc)
+
+    def on_signal(signum: int, frame: object) -> None:
+        _kill_group(pgid, proc)
+        os._exit(128 + signum)
 
     threading.Thread(target=watch_parent, daemon=True).start()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: (_kill_group(pgid, proc), os._exit(143)))
+        signal.signal(sig, on_signal)
     rc = proc.wait()
     _kill_group(pgid, proc)
     return rc

@@ -65,8 +65,10 @@ def markdown_summary(run: RunRecord) -> str:
         "",
         f"- kernel: `{run.kernel}`",
         f"- guest `uname -r`: `{run.release}`",
-        f"- accelerator: {run.accel}; boot to ready {run.boot_seconds:.1f}s, SSH {run.ssh_seconds:.1f}s",
-        f"- features: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in sorted(run.features.items())),
+        f"- accelerator: {run.accel}; boot to ready {run.boot_seconds:.1f}s, "
+        f"SSH {run.ssh_seconds:.1f}s",
+        "- features: "
+        + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in sorted(run.features.items())),
         f"- tests: {len(run.tests)} ({c['passed']} passed, {c['failed']} failed, "
         f"{c['error']} errors, {c['skipped']} skipped)",
         "",

@@ -105,15 +105,20 @@ def worktree(base_tree: Path, series: Series) -> Path:
 
 def apply(tree: Path, series: Series, upto: int | None = None) -> None:
     """``git am`` each patch in order; stop hard at the first that fails."""
+    env = {**os.environ, **GIT_ENV}
     for patch in series.patches:
         if upto is not None and patch.number > upto:
             break
         proc = subprocess.run(
             ["git", "-C", str(tree), "am", "-q", "--keep-cr", str(patch.path)],
-            capture_output=True, text=True, env={**os.environ, **GIT_ENV},
+            capture_output=True,
+            text=True,
+            env=env,
         )
         if proc.returncode != 0:
-            subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True)
+            # --abort needs a committer identity too (it resets with a reflog
+            # entry); without GIT_ENV it fails on hosts with no git identity.
+            subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True, env=env)
             raise SeriesError(
                 f"patch {patch.path.name} ({patch.subject}) does not apply to {tree}",
                 hint="rebase the series branch and regenerate patches/ with git format-patch",

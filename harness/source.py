@@ -55,9 +55,7 @@ GIT_ENV = {
 def git(tree: Path, *args: str, check: bool = True) -> str:
     """Run git in ``tree`` with the fixed identity; return stdout."""
     env = {**os.environ, **GIT_ENV}
-    proc = subprocess.run(
-        ["git", "-C", str(tree), *args], env=env, capture_output=True, text=True
-    )
+    proc = subprocess.run(["git", "-C", str(tree), *args], env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise SetupError(f"git {' '.join(args)} failed in {tree}", detail=proc.stderr.strip())
     return proc.stdout.strip()
@@ -143,7 +141,9 @@ def kernel_release(tree: Path) -> str:
     try:
         return f"{fields['VERSION']}.{fields['PATCHLEVEL']}.{fields['SUBLEVEL']}"
     except KeyError:
-        raise SetupError(f"{tree} does not look like a kernel tree (no VERSION in Makefile)") from None
+        raise SetupError(
+            f"{tree} does not look like a kernel tree (no VERSION in Makefile)"
+        ) from None
 
 
 def user_tree(path: Path) -> Path:

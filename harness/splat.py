@@ -19,11 +19,15 @@ ALLOWLIST = REPO / "vmtests" / "splat-allowlist.txt"
 
 
 def load_patterns(path: Path) -> list[re.Pattern[str]]:
-    """Compile one regex per non-comment line."""
+    """Compile one regex per non-comment line.
+
+    The line is the regex verbatim: whitespace is significant (the denylist's
+    ``\\bBUG: `` ends with a space), only blank and ``#`` lines are skipped.
+    """
     out = []
     for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
             out.append(re.compile(line))
     return out
 

@@ -69,14 +69,30 @@ def probe_accel(timeout: float = 10.0) -> Accel:
         return Accel("tcg", "qemu-system-x86_64 not found")
     try:
         proc = subprocess.run(
-            [qemu, "-accel", "kvm", "-cpu", "host", "-nodefaults", "-display", "none",
-             "-S", "-monitor", "stdio"],
-            input="quit\n", capture_output=True, text=True, timeout=timeout,
+            [
+                qemu,
+                "-accel",
+                "kvm",
+                "-cpu",
+                "host",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-S",
+                "-monitor",
+                "stdio",
+            ],
+            input="quit\n",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired:
         return Accel("tcg", f"QEMU with KVM did not start within {timeout:.0f}s")
     if proc.returncode != 0:
-        return Accel("tcg", "QEMU with KVM failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1])
+        return Accel(
+            "tcg", "QEMU with KVM failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
+        )
     return Accel("kvm", "KVM probe passed")
 
 
@@ -126,12 +142,24 @@ class VirtmeVM:
         accel = self.accel or probe_accel()
         self.accel = accel
         cmd = [
-            "vng", "--run", str(self.image), "--force-9p", "--verbose",
-            "--cpus", str(self.cpus), "--memory", self.memory,
+            "vng",
+            "--run",
+            str(self.image),
+            "--force-9p",
+            "--verbose",
+            "--cpus",
+            str(self.cpus),
+            "--memory",
+            self.memory,
             # vng's 9p root does not put root= on the command line; 6.12
             # then panics looking for init.  /dev/root is vng's mount tag.
-            "--append", "root=/dev/root",
-            "--ssh", str(self.port), "--ssh-tcp", "--name", "ptimers",
+            "--append",
+            "root=/dev/root",
+            "--ssh",
+            str(self.port),
+            "--ssh-tcp",
+            "--name",
+            "ptimers",
         ]
         if accel.name == "tcg":
             cmd.append("--disable-kvm")
@@ -156,8 +184,18 @@ class VirtmeVM:
         cmd = self.command()
         (self.workdir / "vng-command.txt").write_text(" ".join(cmd) + "\n")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.reaper", str(self.stdout), str(self.console), "--", *cmd],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env,
+            [
+                sys.executable,
+                "-m",
+                "harness.reaper",
+                str(self.stdout),
+                str(self.console),
+                "--",
+                *cmd,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            env=env,
             cwd=str(Path(__file__).resolve().parent.parent),
         )
         self.started = time.monotonic()

@@ -7,7 +7,6 @@ ones); any kernel that hands out IDs differently breaks it.
 from __future__ import annotations
 
 from conftest import SIGRTMIN, ok
-
 from harness.helper import Helper, Op
 from harness.procfs import parse
 
@@ -16,8 +15,10 @@ MS = 1_000_000
 
 
 def restore_then_check(helper: Helper, mode: str, wanted: list[int]) -> list[Op]:
-    ops: list[Op] = [{"op": "criu_restore", "ids": wanted, "mode": mode, "signo": SIGRTMIN},
-                     {"op": "proc_timers"}]
+    ops: list[Op] = [
+        {"op": "criu_restore", "ids": wanted, "mode": mode, "signo": SIGRTMIN},
+        {"op": "proc_timers"},
+    ]
     for n, tid in enumerate(wanted):
         ops.append({"op": "settime", "id": tid, "value_ns": (5 + n) * MS})
     ops += [{"op": "wait_signal", "signo": SIGRTMIN, "timeout_ms": 5000} for _ in wanted]

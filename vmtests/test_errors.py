@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import INT_MAX, SIGEV_SIGNAL, create, err, ok
 
+from conftest import INT_MAX, SIGEV_SIGNAL, create, err, ok
 from harness.helper import Helper
 
 
@@ -52,11 +52,13 @@ def test_delete_twice(helper: Helper) -> None:
 
 def test_other_process_ids_are_invisible(helper: Helper) -> None:
     """IDs are per process: a child cannot touch its parent's timer 0."""
-    res = helper.run([
-        create(),
-        {"op": "fork", "script": [{"op": "gettime", "id": 0}, {"op": "delete", "id": 0}]},
-        {"op": "gettime", "id": 0},
-    ])
+    res = helper.run(
+        [
+            create(),
+            {"op": "fork", "script": [{"op": "gettime", "id": 0}, {"op": "delete", "id": 0}]},
+            {"op": "gettime", "id": 0},
+        ]
+    )
     child = res[1]["results"]
     assert err(child[0]) == "EINVAL"
     assert err(child[1]) == "EINVAL"

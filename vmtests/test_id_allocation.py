@@ -8,7 +8,6 @@ behaviour so the series cannot change it.
 from __future__ import annotations
 
 from conftest import SIGALRM, create, err, ids, ok
-
 from harness.helper import Helper
 from harness.procfs import parse
 
@@ -19,15 +18,19 @@ def test_fresh_process_counts_from_zero(helper: Helper) -> None:
 
 
 def test_deleted_id_not_reused_before_wrap(helper: Helper) -> None:
-    res = helper.run([
-        create(), create(), create(),
-        {"op": "delete", "id": 1},
-        create(),
-        {"op": "delete", "id": 0},
-        create(),
-        {"op": "delete", "id": 3},
-        create(),
-    ])
+    res = helper.run(
+        [
+            create(),
+            create(),
+            create(),
+            {"op": "delete", "id": 1},
+            create(),
+            {"op": "delete", "id": 0},
+            create(),
+            {"op": "delete", "id": 3},
+            create(),
+        ]
+    )
     for r in res:
         ok(r)
     assert ids(res) == [0, 1, 2, 3, 4, 5]
@@ -47,11 +50,15 @@ def test_threads_share_one_id_space(helper: Helper) -> None:
 
 
 def test_fork_child_starts_at_zero_and_keeps_parent_cursor(helper: Helper) -> None:
-    res = helper.run([
-        create(), create(), create(),
-        {"op": "fork", "script": [{"op": "proc_timers"}, create(), create()]},
-        create(),
-    ])
+    res = helper.run(
+        [
+            create(),
+            create(),
+            create(),
+            {"op": "fork", "script": [{"op": "proc_timers"}, create(), create()]},
+            create(),
+        ]
+    )
     child = res[3]
     ok(child)
     assert child["status"] == 0
@@ -63,8 +70,12 @@ def test_fork_child_starts_at_zero_and_keeps_parent_cursor(helper: Helper) -> No
 def test_exec_destroys_timers_and_keeps_cursor(helper: Helper) -> None:
     # exec runs the sub-script in the new image, one result line per op.
     res = helper.run(
-        [create(), create(), create(),
-         {"op": "exec", "script": [{"op": "proc_timers"}, create(), create()]}],
+        [
+            create(),
+            create(),
+            create(),
+            {"op": "exec", "script": [{"op": "proc_timers"}, create(), create()]},
+        ],
         expect=7,
     )
     ok(res[3])
@@ -77,19 +88,21 @@ def test_exec_destroys_timers_and_keeps_cursor(helper: Helper) -> None:
 
 def test_failed_creates_and_the_cursor(helper: Helper) -> None:
     """Which failures consume an ID in 6.12 (pinned: the series keeps this)."""
-    res = helper.run([
-        create(clock=12345),                      # bad clock: before allocation
-        create(bad_sev_ptr=True),                 # EFAULT copying the sigevent
-        create(),                                 # -> 0
-        create(signo=0),                          # EINVAL after allocation
-        create(),                                 # -> 2: ID 1 was consumed
-        create(bad_id_ptr=True),                  # EFAULT copying the ID out
-        create(),                                 # -> 4: ID 3 was consumed
-        create(notify="thread_id", tid=1),        # foreign tid: after allocation
-        create(),                                 # -> 6
-        create(clock={"cpu_pid": 1}),             # CPU clock of another process
-        create(),
-    ])
+    res = helper.run(
+        [
+            create(clock=12345),  # bad clock: before allocation
+            create(bad_sev_ptr=True),  # EFAULT copying the sigevent
+            create(),  # -> 0
+            create(signo=0),  # EINVAL after allocation
+            create(),  # -> 2: ID 1 was consumed
+            create(bad_id_ptr=True),  # EFAULT copying the ID out
+            create(),  # -> 4: ID 3 was consumed
+            create(notify="thread_id", tid=1),  # foreign tid: after allocation
+            create(),  # -> 6
+            create(clock={"cpu_pid": 1}),  # CPU clock of another process
+            create(),
+        ]
+    )
     assert err(res[0]) == "EINVAL"
     assert err(res[1]) == "EFAULT"
     assert res[2]["id"] == 0
@@ -115,12 +128,14 @@ def test_sigpending_limit_does_not_consume_ids(helper: Helper) -> None:
     The limit counts all pending/preallocated signals of the user, so the
     number of timers that fit is not exactly the limit; count them.
     """
-    res = helper.run([
-        {"op": "rlimit", "resource": "sigpending", "value": 4},
-        *[create() for _ in range(6)],
-        {"op": "delete", "id": 0},
-        create(signo=SIGALRM),
-    ])
+    res = helper.run(
+        [
+            {"op": "rlimit", "resource": "sigpending", "value": 4},
+            *[create() for _ in range(6)],
+            {"op": "delete", "id": 0},
+            create(signo=SIGALRM),
+        ]
+    )
     ok(res[0])
     made = ids(res[1:7])
     assert made == list(range(len(made))) and made, f"creates under the limit: {res[1:7]}"

@@ -7,8 +7,17 @@ lists by ID); CRIU sorts by ID before restoring.
 from __future__ import annotations
 
 import pytest
-from conftest import CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_REALTIME, SIGALRM, SIGRTMIN, SIGUSR1, create, ok
 
+from conftest import (
+    CLOCK_BOOTTIME,
+    CLOCK_MONOTONIC,
+    CLOCK_REALTIME,
+    SIGALRM,
+    SIGRTMIN,
+    SIGUSR1,
+    create,
+    ok,
+)
 from harness.helper import Helper, Op
 from harness.procfs import parse
 
@@ -21,22 +30,43 @@ def records(text: str) -> dict[int, list[str]]:
 
 
 def pid_of(helper_results: list[Op]) -> int:
-    return next(r["pid"] for r in helper_results if r["op"] == "getpid")
+    return int(next(r["pid"] for r in helper_results if r["op"] == "getpid"))
 
 
 @pytest.mark.needs("proc_timers")
 @pytest.mark.parametrize(
     ("kw", "notify_line", "signal_line", "clock"),
     [
-        ({"notify": "signal", "signo": SIGUSR1, "value": 0x1234, "clock": "monotonic"},
-         "signal/pid.{pid}", f"{SIGUSR1}/0000000000001234", CLOCK_MONOTONIC),
-        ({"notify": "none", "signo": SIGALRM, "value": 7, "clock": "realtime"},
-         "none/pid.{pid}", f"{SIGALRM}/0000000000000007", CLOCK_REALTIME),
-        ({"notify": "thread", "signo": SIGRTMIN, "value": -1, "clock": "boottime"},
-         "thread/pid.{pid}", f"{SIGRTMIN}/ffffffffffffffff", CLOCK_BOOTTIME),
-        ({"notify": "thread_id", "tid": "self", "signo": SIGRTMIN + 1, "value": 0xdead,
-          "clock": "monotonic"},
-         "signal/tid.{pid}", f"{SIGRTMIN + 1}/000000000000dead", CLOCK_MONOTONIC),
+        (
+            {"notify": "signal", "signo": SIGUSR1, "value": 0x1234, "clock": "monotonic"},
+            "signal/pid.{pid}",
+            f"{SIGUSR1}/0000000000001234",
+            CLOCK_MONOTONIC,
+        ),
+        (
+            {"notify": "none", "signo": SIGALRM, "value": 7, "clock": "realtime"},
+            "none/pid.{pid}",
+            f"{SIGALRM}/0000000000000007",
+            CLOCK_REALTIME,
+        ),
+        (
+            {"notify": "thread", "signo": SIGRTMIN, "value": -1, "clock": "boottime"},
+            "thread/pid.{pid}",
+            f"{SIGRTMIN}/ffffffffffffffff",
+            CLOCK_BOOTTIME,
+        ),
+        (
+            {
+                "notify": "thread_id",
+                "tid": "self",
+                "signo": SIGRTMIN + 1,
+                "value": 0xDEAD,
+                "clock": "monotonic",
+            },
+            "signal/tid.{pid}",
+            f"{SIGRTMIN + 1}/000000000000dead",
+            CLOCK_MONOTONIC,
+        ),
     ],
     ids=["signal", "none", "thread", "thread_id"],
 )
@@ -58,11 +88,18 @@ def test_record_per_notify_kind(
 
 @pytest.mark.needs("proc_timers")
 def test_record_thread_id_of_another_thread(helper: Helper) -> None:
-    res = helper.one({"op": "threads", "scripts": [[
-        {"op": "getpid"},
-        create(notify="thread_id", tid="self", signo=SIGUSR1),
-        {"op": "proc_timers"},
-    ]]})
+    res = helper.one(
+        {
+            "op": "threads",
+            "scripts": [
+                [
+                    {"op": "getpid"},
+                    create(notify="thread_id", tid="self", signo=SIGUSR1),
+                    {"op": "proc_timers"},
+                ]
+            ],
+        }
+    )
     script = res["results"][0]
     tid = script[0]["tid"]
     assert tid != script[0]["pid"]
@@ -73,23 +110,35 @@ def test_record_thread_id_of_another_thread(helper: Helper) -> None:
 @pytest.mark.needs("proc_timers")
 def test_record_null_sigevent(helper: Helper) -> None:
     """A NULL sigevent means SIGALRM to the process with sival_int = ID."""
-    res = helper.run([{"op": "getpid"}, create(), create(), create(notify="null", clock="realtime"),
-                      {"op": "proc_timers"}])
+    res = helper.run(
+        [
+            {"op": "getpid"},
+            create(),
+            create(),
+            create(notify="null", clock="realtime"),
+            {"op": "proc_timers"},
+        ]
+    )
     pid = pid_of(res)
     assert res[3]["id"] == 2
     assert records(res[4]["text"])[2] == [
-        "ID: 2", f"signal: {SIGALRM}/0000000000000002", f"notify: signal/pid.{pid}", "ClockID: 0",
+        "ID: 2",
+        f"signal: {SIGALRM}/0000000000000002",
+        f"notify: signal/pid.{pid}",
+        "ClockID: 0",
     ]
 
 
 @pytest.mark.needs("proc_timers")
 def test_record_cpu_clocks(helper: Helper) -> None:
-    res = helper.run([
-        {"op": "getpid"},
-        create(clock="process_cputime"),
-        create(clock="thread_cputime"),
-        {"op": "proc_timers"},
-    ])
+    res = helper.run(
+        [
+            {"op": "getpid"},
+            create(clock="process_cputime"),
+            create(clock="thread_cputime"),
+            {"op": "proc_timers"},
+        ]
+    )
     pid = pid_of(res)
     timers = {t.id: t for t in parse(res[3]["text"])}
     # The kernel stores the CPU clock IDs in their internal form:
@@ -97,8 +146,9 @@ def test_record_cpu_clocks(helper: Helper) -> None:
     # CLOCK_THREAD_CPUTIME_ID = MAKE_THREAD_CPUCLOCK(0, CPUCLOCK_SCHED) = -2.
     assert timers[0].clock == -6
     assert timers[1].clock == -2
-    res = helper.run([{"op": "getpid"}, create(clock={"cpu_pid": 0, "kind": "sched"}),
-                      {"op": "proc_timers"}])
+    res = helper.run(
+        [{"op": "getpid"}, create(clock={"cpu_pid": 0, "kind": "sched"}), {"op": "proc_timers"}]
+    )
     ok(res[1])
     # MAKE_PROCESS_CPUCLOCK(0, CPUCLOCK_SCHED) = (~0 << 3) | 2 = -6
     assert parse(res[2]["text"])[0].clock == -6
@@ -120,9 +170,11 @@ def test_listing_matches_live_timers(helper: Helper) -> None:
 @pytest.mark.needs("proc_timers")
 def test_other_process_view(helper: Helper) -> None:
     """A parent reads its child's file, as CRIU's dump does."""
-    res = helper.run([
-        {"op": "fork", "script": [create(), create(), {"op": "sleep", "ms": 100}]},
-    ])
+    res = helper.run(
+        [
+            {"op": "fork", "script": [create(), create(), {"op": "sleep", "ms": 100}]},
+        ]
+    )
     ok(res[0])
     # The child is gone; its file must be gone too.
     res2 = helper.one({"op": "proc_timers", "pid": res[0]["pid"]})

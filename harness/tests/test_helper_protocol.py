@@ -57,7 +57,8 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ptimerctl")
     proc = subprocess.run(
         ["make", "-s", "-C", str(HELPER_SRC), f"O={out}", "ptimerctl"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     # Warning-free is part of the contract
@@ -72,7 +73,8 @@ def ptimerctl(request: pytest.FixtureRequest, build_dir: Path) -> Path:
     if name == "ptimerctl32":
         proc = subprocess.run(
             ["make", "-s", "-C", str(HELPER_SRC), f"O={build_dir}", "ptimerctl32"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             pytest.skip(f"-m32 build failed (gcc-multilib missing?): {proc.stderr[-300:]}")
@@ -83,8 +85,9 @@ def ptimerctl(request: pytest.FixtureRequest, build_dir: Path) -> Path:
 def run(binary: Path, ops: list[Op], *args: str, timeout: float = 10.0) -> Run:
     """Run a fresh helper process with ``ops`` as JSON lines on stdin."""
     text = "".join(json.dumps(op) + "\n" for op in ops)
-    proc = subprocess.run([str(binary), *args], input=text, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [str(binary), *args], input=text, capture_output=True, text=True, timeout=timeout
+    )
     return Run(proc)
 
 
@@ -155,8 +158,9 @@ def test_errors_are_reported_and_processing_continues(ptimerctl: Path) -> None:
         '{"op":"caf\\u00e9"}',
         '{"op":"getpid"}',
     ]
-    proc = subprocess.run([str(ptimerctl)], input="\n".join(lines) + "\n",
-                          capture_output=True, text=True, timeout=10)
+    proc = subprocess.run(
+        [str(ptimerctl)], input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=10
+    )
     out = [json.loads(line) for line in proc.stdout.splitlines()]
     assert proc.returncode == 2
     assert [o["op"] for o in out] == ["getpid"] + ["error"] * 13 + ["getpid"]
@@ -176,14 +180,17 @@ def test_errors_are_reported_and_processing_continues(ptimerctl: Path) -> None:
 def test_int64_extremes_roundtrip(ptimerctl: Path) -> None:
     """Full 64-bit integers parse; sival_ptr comes back pointer-sized."""
     big, small = 2**63 - 1, -(2**63)
-    res = ok(ptimerctl, [
-        {"op": "create", "value": big},
-        {"op": "create", "value": small, "signo": SIGUSR1},
-        {"op": "settime", "id": 0, "value_ns": 1},
-        {"op": "settime", "id": 1, "value_ns": 1},
-        {"op": "wait_signal", "signo": SIGALRM},
-        {"op": "wait_signal", "signo": SIGUSR1},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "create", "value": big},
+            {"op": "create", "value": small, "signo": SIGUSR1},
+            {"op": "settime", "id": 0, "value_ns": 1},
+            {"op": "settime", "id": 1, "value_ns": 1},
+            {"op": "wait_signal", "signo": SIGALRM},
+            {"op": "wait_signal", "signo": SIGUSR1},
+        ],
+    )
     if ptimerctl.name.endswith("32"):
         assert (res[4]["value"], res[5]["value"]) == (-1, 0)
     else:
@@ -192,15 +199,21 @@ def test_int64_extremes_roundtrip(ptimerctl: Path) -> None:
 
 def test_script_mode(ptimerctl: Path) -> None:
     script = json.dumps([{"op": "getpid"}, {"op": "create"}])
-    proc = subprocess.run([str(ptimerctl), "--script", script], input='{"op":"getpid"}\n',
-                          capture_output=True, text=True, timeout=10)
+    proc = subprocess.run(
+        [str(ptimerctl), "--script", script],
+        input='{"op":"getpid"}\n',
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     out = [json.loads(line) for line in proc.stdout.splitlines()]
     assert proc.returncode == 0
     assert [o["op"] for o in out] == ["getpid", "create"]  # stdin is ignored
     assert out[1] == {"op": "create", "ret": 0, "id": 0}
 
-    proc = subprocess.run([str(ptimerctl), "--script", '{"op":"getpid"}'],
-                          capture_output=True, text=True, timeout=10)
+    proc = subprocess.run(
+        [str(ptimerctl), "--script", '{"op":"getpid"}'], capture_output=True, text=True, timeout=10
+    )
     assert proc.returncode == 2
     assert json.loads(proc.stdout)["op"] == "error"
 
@@ -215,8 +228,13 @@ def test_exit_stops_immediately(ptimerctl: Path) -> None:
 def live(ptimerctl: Path) -> Iterator[subprocess.Popen[str]]:
     """A helper process kept alive, with an extra inherited fd."""
     rfd, wfd = os.pipe()
-    proc = subprocess.Popen([str(ptimerctl)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, pass_fds=(rfd, wfd))
+    proc = subprocess.Popen(
+        [str(ptimerctl)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        pass_fds=(rfd, wfd),
+    )
     os.close(rfd)
     os.close(wfd)
     yield proc
@@ -259,15 +277,18 @@ def test_startup_closes_fds_and_blocks_signals(live: subprocess.Popen[str]) -> N
 
 
 def test_create_ids_are_sequential_and_not_reused(ptimerctl: Path) -> None:
-    res = ok(ptimerctl, [
-        {"op": "create"},
-        {"op": "create", "clock": "realtime"},
-        {"op": "create", "clock": 7},  # CLOCK_BOOTTIME as a raw int
-        {"op": "delete", "id": 1},
-        {"op": "delete", "id": 1},
-        {"op": "create"},
-        {"op": "delete", "id": 12345},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "create"},
+            {"op": "create", "clock": "realtime"},
+            {"op": "create", "clock": 7},  # CLOCK_BOOTTIME as a raw int
+            {"op": "delete", "id": 1},
+            {"op": "delete", "id": 1},
+            {"op": "create"},
+            {"op": "delete", "id": 12345},
+        ],
+    )
     assert [r["id"] for r in res[:3]] == [0, 1, 2]
     assert res[3] == {"op": "delete", "ret": 0}
     assert res[4] == {"op": "delete", "ret": -1, "errno": "EINVAL"}
@@ -276,27 +297,30 @@ def test_create_ids_are_sequential_and_not_reused(ptimerctl: Path) -> None:
 
 
 def test_create_variants(ptimerctl: Path) -> None:
-    res = ok(ptimerctl, [
-        {"op": "create", "notify": "none"},
-        {"op": "create", "notify": "null"},
-        {"op": "create", "notify": "thread", "signo": SIGUSR1},
-        {"op": "create", "notify": "thread_id"},
-        {"op": "create", "notify": "thread_id", "tid": 1},
-        {"op": "create", "notify_raw": 99},
-        {"op": "create", "signo": 0},
-        {"op": "create", "bad_sev_ptr": True},
-        {"op": "create", "bad_id_ptr": True},
-        {"op": "create", "clock": "process_cputime"},
-        {"op": "create", "clock": "thread_cputime"},
-        {"op": "create", "clock": {"cpu_pid": 0, "kind": "prof"}},
-        {"op": "create", "clock": {"cpu_pid": 0, "kind": "virt", "thread": True}},
-        {"op": "create", "clock": {"cpu_pid": 0}},
-        {"op": "create", "clock": "tai"},
-        {"op": "create", "clock": "boottime"},
-        {"op": "create", "clock": "monotonic_raw"},
-        {"op": "create", "clock": 12345},
-        {"op": "create", "clock": "realtime_alarm"},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "create", "notify": "none"},
+            {"op": "create", "notify": "null"},
+            {"op": "create", "notify": "thread", "signo": SIGUSR1},
+            {"op": "create", "notify": "thread_id"},
+            {"op": "create", "notify": "thread_id", "tid": 1},
+            {"op": "create", "notify_raw": 99},
+            {"op": "create", "signo": 0},
+            {"op": "create", "bad_sev_ptr": True},
+            {"op": "create", "bad_id_ptr": True},
+            {"op": "create", "clock": "process_cputime"},
+            {"op": "create", "clock": "thread_cputime"},
+            {"op": "create", "clock": {"cpu_pid": 0, "kind": "prof"}},
+            {"op": "create", "clock": {"cpu_pid": 0, "kind": "virt", "thread": True}},
+            {"op": "create", "clock": {"cpu_pid": 0}},
+            {"op": "create", "clock": "tai"},
+            {"op": "create", "clock": "boottime"},
+            {"op": "create", "clock": "monotonic_raw"},
+            {"op": "create", "clock": 12345},
+            {"op": "create", "clock": "realtime_alarm"},
+        ],
+    )
     for i in (0, 1, 2, 3, 9, 10, 11, 12, 13, 14, 15):
         assert res[i]["ret"] == 0, (i, res[i])
     assert res[4]["errno"] == "EINVAL"  # tid 1 is not in our thread group
@@ -312,12 +336,15 @@ def test_create_variants(ptimerctl: Path) -> None:
 
 def test_timer_id_flag(ptimerctl: Path) -> None:
     """SIGEV_TIMER_ID: EINVAL where unsupported, else the wanted ID or EBUSY."""
-    res = ok(ptimerctl, [
-        {"op": "create"},
-        {"op": "create", "flags": ["timer_id"], "id": 42},
-        {"op": "create", "flags": ["timer_id"], "id": 0},
-        {"op": "create", "flags": ["timer_id"], "id": -3},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "create"},
+            {"op": "create", "flags": ["timer_id"], "id": 42},
+            {"op": "create", "flags": ["timer_id"], "id": 0},
+            {"op": "create", "flags": ["timer_id"], "id": -3},
+        ],
+    )
     if res[1]["ret"] == -1:
         assert res[1]["errno"] == "EINVAL"
         assert res[2]["errno"] == res[3]["errno"] == "EINVAL"
@@ -328,19 +355,22 @@ def test_timer_id_flag(ptimerctl: Path) -> None:
 
 
 def test_settime_gettime_and_signal(ptimerctl: Path) -> None:
-    res = ok(ptimerctl, [
-        {"op": "create", "value": 4242},
-        {"op": "settime", "id": 0, "value_ns": 10 * MS},
-        {"op": "gettime", "id": 0},
-        {"op": "wait_signal", "timeout_ms": 2000},
-        {"op": "gettime", "id": 0},
-        {"op": "settime", "id": 0, "value_ns": 5000 * MS, "interval_ns": 7 * MS},
-        {"op": "settime", "id": 0, "value_ns": 0},
-        {"op": "gettime", "id": 0},
-        {"op": "settime", "id": 0, "value_ns": -1},
-        {"op": "gettime", "id": 99},
-        {"op": "getoverrun", "id": 0},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "create", "value": 4242},
+            {"op": "settime", "id": 0, "value_ns": 10 * MS},
+            {"op": "gettime", "id": 0},
+            {"op": "wait_signal", "timeout_ms": 2000},
+            {"op": "gettime", "id": 0},
+            {"op": "settime", "id": 0, "value_ns": 5000 * MS, "interval_ns": 7 * MS},
+            {"op": "settime", "id": 0, "value_ns": 0},
+            {"op": "gettime", "id": 0},
+            {"op": "settime", "id": 0, "value_ns": -1},
+            {"op": "gettime", "id": 99},
+            {"op": "getoverrun", "id": 0},
+        ],
+    )
     assert res[1] == {"op": "settime", "ret": 0, "old_value_ns": 0, "old_interval_ns": 0}
     assert 0 < res[2]["value_ns"] <= 10 * MS and res[2]["interval_ns"] == 0
     sig = res[3]
@@ -357,25 +387,31 @@ def test_settime_gettime_and_signal(ptimerctl: Path) -> None:
 
 
 def test_absolute_timer_in_the_past_fires(ptimerctl: Path) -> None:
-    res = ok(ptimerctl, [
-        {"op": "create", "clock": "monotonic", "signo": SIGUSR1, "value": 5},
-        {"op": "settime", "id": 0, "value_ns": 1, "abs": True},
-        {"op": "wait_signal", "signo": SIGUSR1, "timeout_ms": 1000},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "create", "clock": "monotonic", "signo": SIGUSR1, "value": 5},
+            {"op": "settime", "id": 0, "value_ns": 1, "abs": True},
+            {"op": "wait_signal", "signo": SIGUSR1, "timeout_ms": 1000},
+        ],
+    )
     assert res[2]["signo"] == SIGUSR1 and res[2]["value"] == 5
 
 
 def test_periodic_overrun_and_drain(ptimerctl: Path) -> None:
-    res = ok(ptimerctl, [
-        {"op": "drain"},
-        {"op": "create", "signo": SIGUSR1},
-        {"op": "settime", "id": 0, "value_ns": 1, "interval_ns": 1 * MS},
-        {"op": "sleep", "ms": 30},
-        {"op": "drain"},
-        {"op": "getoverrun", "id": 0},
-        {"op": "delete", "id": 0},
-        {"op": "wait_signal", "timeout_ms": 20},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "drain"},
+            {"op": "create", "signo": SIGUSR1},
+            {"op": "settime", "id": 0, "value_ns": 1, "interval_ns": 1 * MS},
+            {"op": "sleep", "ms": 30},
+            {"op": "drain"},
+            {"op": "getoverrun", "id": 0},
+            {"op": "delete", "id": 0},
+            {"op": "wait_signal", "timeout_ms": 20},
+        ],
+    )
     assert res[0] == {"op": "drain", "ret": 0, "signals": []}
     sigs = res[4]["signals"]
     # One queued signal per timer, the missed expiries are overruns.  A
@@ -389,17 +425,23 @@ def test_periodic_overrun_and_drain(ptimerctl: Path) -> None:
 
 def test_cpu_clock_timers_fire_after_spin(ptimerctl: Path) -> None:
     t0 = time.monotonic()
-    res = ok(ptimerctl, [
-        {"op": "create", "clock": "process_cputime", "signo": SIGUSR1},
-        {"op": "create", "clock": {"cpu_pid": 0, "kind": "virt", "thread": True},
-         "signo": SIGUSR2},
-        {"op": "settime", "id": 0, "value_ns": 20 * MS},
-        {"op": "settime", "id": 1, "value_ns": 20 * MS},
-        {"op": "wait_signal", "timeout_ms": 0},
-        {"op": "spin", "ms": 60},
-        {"op": "wait_signal", "signo": SIGUSR1, "timeout_ms": 1000},
-        {"op": "wait_signal", "signo": SIGUSR2, "timeout_ms": 1000},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "create", "clock": "process_cputime", "signo": SIGUSR1},
+            {
+                "op": "create",
+                "clock": {"cpu_pid": 0, "kind": "virt", "thread": True},
+                "signo": SIGUSR2,
+            },
+            {"op": "settime", "id": 0, "value_ns": 20 * MS},
+            {"op": "settime", "id": 1, "value_ns": 20 * MS},
+            {"op": "wait_signal", "timeout_ms": 0},
+            {"op": "spin", "ms": 60},
+            {"op": "wait_signal", "signo": SIGUSR1, "timeout_ms": 1000},
+            {"op": "wait_signal", "signo": SIGUSR2, "timeout_ms": 1000},
+        ],
+    )
     assert res[4]["errno"] == "EAGAIN"  # no CPU time burnt yet
     assert res[5] == {"op": "spin", "ret": 0}
     assert res[6]["timerid"] == 0 and res[7]["timerid"] == 1
@@ -421,14 +463,17 @@ def test_wait_signal_timeout(ptimerctl: Path) -> None:
 
 def test_rt_and_glibc_internal_signals(ptimerctl: Path) -> None:
     """Signals 32/33 (glibc internal) are blocked too, so they can be used."""
-    res = ok(ptimerctl, [
-        {"op": "create", "signo": 33, "notify": "thread", "value": -5},
-        {"op": "create", "signo": 64},
-        {"op": "settime", "id": 0, "value_ns": 1},
-        {"op": "settime", "id": 1, "value_ns": 1},
-        {"op": "wait_signal", "signo": 33},
-        {"op": "wait_signal", "signo": 64},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "create", "signo": 33, "notify": "thread", "value": -5},
+            {"op": "create", "signo": 64},
+            {"op": "settime", "id": 0, "value_ns": 1},
+            {"op": "settime", "id": 1, "value_ns": 1},
+            {"op": "wait_signal", "signo": 33},
+            {"op": "wait_signal", "signo": 64},
+        ],
+    )
     assert (res[4]["signo"], res[4]["value"], res[4]["timerid"]) == (33, -5, 0)
     assert (res[5]["signo"], res[5]["timerid"]) == (64, 1)
 
@@ -436,13 +481,16 @@ def test_rt_and_glibc_internal_signals(ptimerctl: Path) -> None:
 def test_proc_timers(ptimerctl: Path, host_has_proc_timers: bool) -> None:
     if not host_has_proc_timers:
         pytest.skip("host kernel has no /proc/PID/timers (CONFIG_CHECKPOINT_RESTORE)")
-    res = ok(ptimerctl, [
-        {"op": "getpid"},
-        {"op": "create", "signo": SIGUSR1},
-        {"op": "create", "notify": "none", "clock": "realtime"},
-        {"op": "proc_timers"},
-        {"op": "proc_timers", "pid": 2**31 - 1},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "getpid"},
+            {"op": "create", "signo": SIGUSR1},
+            {"op": "create", "notify": "none", "clock": "realtime"},
+            {"op": "proc_timers"},
+            {"op": "proc_timers", "pid": 2**31 - 1},
+        ],
+    )
     pid = res[0]["pid"]
     text = res[3]["text"]
     assert proc_timer_ids(text) == [0, 1]
@@ -459,18 +507,21 @@ def test_getpid(ptimerctl: Path) -> None:
 def test_prctl_restore_ids(ptimerctl: Path, host_has_restore_prctl: bool) -> None:
     if not host_has_restore_prctl:
         pytest.skip("host kernel lacks PR_TIMER_CREATE_RESTORE_IDS")
-    res = ok(ptimerctl, [
-        {"op": "prctl", "option": 77, "arg2": 2},
-        {"op": "prctl", "option": 77, "arg2": 1},
-        {"op": "prctl", "option": 77, "arg2": 2},
-        {"op": "create", "id": 5},
-        {"op": "create", "id": 5},
-        {"op": "create", "id": -2},
-        {"op": "create", "id": 2**31 - 1},
-        {"op": "prctl", "option": 77, "arg2": 0},
-        {"op": "prctl", "option": 77, "arg2": 3},
-        {"op": "create", "id": 5},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "prctl", "option": 77, "arg2": 2},
+            {"op": "prctl", "option": 77, "arg2": 1},
+            {"op": "prctl", "option": 77, "arg2": 2},
+            {"op": "create", "id": 5},
+            {"op": "create", "id": 5},
+            {"op": "create", "id": -2},
+            {"op": "create", "id": 2**31 - 1},
+            {"op": "prctl", "option": 77, "arg2": 0},
+            {"op": "prctl", "option": 77, "arg2": 3},
+            {"op": "create", "id": 5},
+        ],
+    )
     assert [r["ret"] for r in res[:3]] == [0, 0, 1]
     assert res[3]["id"] == 5
     assert res[4]["errno"] == "EBUSY"
@@ -482,13 +533,16 @@ def test_prctl_restore_ids(ptimerctl: Path, host_has_restore_prctl: bool) -> Non
 
 
 def test_rlimit(ptimerctl: Path) -> None:
-    res = ok(ptimerctl, [
-        {"op": "rlimit", "resource": "nofile", "value": 64},
-        {"op": "rlimit", "resource": "sigpending", "value": 0},
-        {"op": "create"},
-        {"op": "rlimit", "resource": "sigpending", "value": -1},
-        {"op": "create"},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "rlimit", "resource": "nofile", "value": 64},
+            {"op": "rlimit", "resource": "sigpending", "value": 0},
+            {"op": "create"},
+            {"op": "rlimit", "resource": "sigpending", "value": -1},
+            {"op": "create"},
+        ],
+    )
     assert res[0] == {"op": "rlimit", "ret": 0}
     assert res[1] == {"op": "rlimit", "ret": 0}
     assert res[2]["errno"] == "EAGAIN"  # the timer's sigqueue is charged
@@ -505,19 +559,25 @@ def test_rlimit(ptimerctl: Path) -> None:
 
 
 def test_fork(ptimerctl: Path) -> None:
-    res = ok(ptimerctl, [
-        {"op": "getpid"},
-        {"op": "create"},
-        {"op": "fork", "script": [
+    res = ok(
+        ptimerctl,
+        [
             {"op": "getpid"},
             {"op": "create"},
+            {
+                "op": "fork",
+                "script": [
+                    {"op": "getpid"},
+                    {"op": "create"},
+                    {"op": "create"},
+                    {"op": "exit", "status": 3},
+                    {"op": "getpid"},
+                ],
+            },
+            {"op": "fork", "script": [{"op": "getpid"}]},
             {"op": "create"},
-            {"op": "exit", "status": 3},
-            {"op": "getpid"},
-        ]},
-        {"op": "fork", "script": [{"op": "getpid"}]},
-        {"op": "create"},
-    ])
+        ],
+    )
     parent = res[0]["pid"]
     f = res[2]
     assert f["ret"] == 0 and f["status"] == 3 and f["signal"] == 0
@@ -530,18 +590,26 @@ def test_fork(ptimerctl: Path) -> None:
 
 
 def test_threads(ptimerctl: Path) -> None:
-    res = ok(ptimerctl, [
-        {"op": "getpid"},
-        {"op": "threads", "scripts": [
-            [{"op": "getpid"},
-             {"op": "create", "notify": "thread_id", "signo": SIGUSR1, "value": 1},
-             {"op": "settime", "id": 0, "value_ns": 1 * MS},
-             {"op": "wait_signal", "signo": SIGUSR1}],
-            [{"op": "getpid"}, {"op": "exit", "thread": True}, {"op": "getpid"}],
-            [],
-        ]},
-        {"op": "threads", "scripts": []},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "getpid"},
+            {
+                "op": "threads",
+                "scripts": [
+                    [
+                        {"op": "getpid"},
+                        {"op": "create", "notify": "thread_id", "signo": SIGUSR1, "value": 1},
+                        {"op": "settime", "id": 0, "value_ns": 1 * MS},
+                        {"op": "wait_signal", "signo": SIGUSR1},
+                    ],
+                    [{"op": "getpid"}, {"op": "exit", "thread": True}, {"op": "getpid"}],
+                    [],
+                ],
+            },
+            {"op": "threads", "scripts": []},
+        ],
+    )
     pid = res[0]["pid"]
     t = res[1]
     assert t["ret"] == 0 and len(t["tids"]) == 3 and len(set(t["tids"])) == 3
@@ -558,10 +626,13 @@ def test_threads(ptimerctl: Path) -> None:
 def test_threads_create_concurrently(ptimerctl: Path) -> None:
     """IDs handed out to racing threads are unique."""
     n, per = 4, 50
-    res = ok(ptimerctl, [
-        {"op": "threads", "scripts": [[{"op": "create_many", "count": per}]] * n},
-        {"op": "proc_timers"},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "threads", "scripts": [[{"op": "create_many", "count": per}]] * n},
+            {"op": "proc_timers"},
+        ],
+    )
     counts = [r[0]["created"] for r in res[0]["results"]]
     assert counts == [per] * n
     if res[1]["ret"] == 0:
@@ -578,8 +649,15 @@ def test_exec(ptimerctl: Path, host_has_proc_timers: bool) -> None:
     ]
     r = run(ptimerctl, ops)
     assert r.status == 0
-    assert [o["op"] for o in r.results] == ["getpid", "create", "create", "exec", "getpid",
-                                          "proc_timers", "create"]
+    assert [o["op"] for o in r.results] == [
+        "getpid",
+        "create",
+        "create",
+        "exec",
+        "getpid",
+        "proc_timers",
+        "create",
+    ]
     assert r[3] == {"op": "exec", "ret": 0}
     assert r[4]["pid"] == r[0]["pid"]
     if host_has_proc_timers:
@@ -588,11 +666,17 @@ def test_exec(ptimerctl: Path, host_has_proc_timers: bool) -> None:
 
 
 def test_exec_inside_fork(ptimerctl: Path) -> None:
-    res = ok(ptimerctl, [
-        {"op": "fork", "script": [
-            {"op": "exec", "script": [{"op": "getpid"}, {"op": "exit", "status": 4}]},
-        ]},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {
+                "op": "fork",
+                "script": [
+                    {"op": "exec", "script": [{"op": "getpid"}, {"op": "exit", "status": 4}]},
+                ],
+            },
+        ],
+    )
     f = res[0]
     assert f["status"] == 4
     assert [o["op"] for o in f["results"]] == ["exec", "getpid"]
@@ -611,12 +695,15 @@ def test_exec_rejected_in_threads(ptimerctl: Path) -> None:
 
 
 def test_create_many_and_delete_range(ptimerctl: Path) -> None:
-    res = ok(ptimerctl, [
-        {"op": "create_many", "count": 200, "notify": "none"},
-        {"op": "delete_range", "first": 0, "last": 209},
-        {"op": "create_many", "count": 3, "clock": 12345},
-        {"op": "create_many", "count": 0},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "create_many", "count": 200, "notify": "none"},
+            {"op": "delete_range", "first": 0, "last": 209},
+            {"op": "create_many", "count": 3, "clock": 12345},
+            {"op": "create_many", "count": 0},
+        ],
+    )
     m = res[0]
     assert (m["ret"], m["created"], m["first"], m["last"]) == (0, 200, 0, 199)
     assert m["contiguous"] is True and m["elapsed_ns"] > 0
@@ -627,12 +714,15 @@ def test_create_many_and_delete_range(ptimerctl: Path) -> None:
 
 
 def test_criu_restore_legacy(ptimerctl: Path, host_has_proc_timers: bool) -> None:
-    res = ok(ptimerctl, [
-        {"op": "criu_restore", "ids": [0, 3, 7], "mode": "legacy"},
-        {"op": "proc_timers"},
-        {"op": "criu_restore", "ids": [5], "mode": "legacy"},
-        {"op": "criu_restore", "ids": [100000], "mode": "legacy", "max_calls": 100},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "criu_restore", "ids": [0, 3, 7], "mode": "legacy"},
+            {"op": "proc_timers"},
+            {"op": "criu_restore", "ids": [5], "mode": "legacy"},
+            {"op": "criu_restore", "ids": [100000], "mode": "legacy", "max_calls": 100},
+        ],
+    )
     r = res[0]
     # 0: one create; 3: creates 1,2,3 and deletes 1,2; 7: creates 4..7, deletes 4..6
     assert (r["ret"], r["restored"], r["syscalls"]) == (0, 3, 13)
@@ -648,12 +738,15 @@ def test_criu_restore_legacy(ptimerctl: Path, host_has_proc_timers: bool) -> Non
 def test_criu_restore_prctl(ptimerctl: Path, host_has_restore_prctl: bool) -> None:
     if not host_has_restore_prctl:
         pytest.skip("host kernel lacks PR_TIMER_CREATE_RESTORE_IDS")
-    res = ok(ptimerctl, [
-        {"op": "criu_restore", "ids": [2, 1000, 2**31 - 1], "mode": "prctl"},
-        {"op": "prctl", "option": 77, "arg2": 2},
-        {"op": "criu_restore", "ids": [1000], "mode": "prctl"},
-        {"op": "proc_timers"},
-    ])
+    res = ok(
+        ptimerctl,
+        [
+            {"op": "criu_restore", "ids": [2, 1000, 2**31 - 1], "mode": "prctl"},
+            {"op": "prctl", "option": 77, "arg2": 2},
+            {"op": "criu_restore", "ids": [1000], "mode": "prctl"},
+            {"op": "proc_timers"},
+        ],
+    )
     assert (res[0]["ret"], res[0]["restored"], res[0]["syscalls"]) == (0, 3, 3)
     assert res[1]["ret"] == 0  # switched off again
     assert (res[2]["errno"], res[2]["reason"]) == ("EBUSY", "timer_create")
@@ -666,6 +759,10 @@ def test_criu_restore_flag(ptimerctl: Path) -> None:
     r = res[0]
     if r["ret"] == -1:  # host kernel without SIGEV_TIMER_ID
         assert (r["errno"], r["reason"], r["restored"], r["syscalls"]) == (
-            "EINVAL", "timer_create", 0, 1)
+            "EINVAL",
+            "timer_create",
+            0,
+            1,
+        )
     else:
         assert (r["restored"], r["syscalls"]) == (2, 2)

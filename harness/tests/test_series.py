@@ -1,0 +1,154 @@
+"""Reading and applying a real ``git format-patch --cover-letter --base`` series."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness import series, source
+from harness.errors import SeriesError
+from harness.source import git
+
+LONG = (
+    "posix-timers: Add a rather long subject line that git format-patch has to fold "
+    "onto a continuation line"
+)
+
+
+@dataclass
+class Repo:
+    tree: Path  # branch "series" checked out, two commits on top of the root
+    root: str
+    patches: Path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user/system git config (signing, hooks, default branch) leaks in."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    tree = tmp_path / "linux"
+    tree.mkdir()
+    git(tree, "init", "-q", "-b", "main")
+    (tree / "timers.c").write_text("int a;\nint b;\nint c;\n")
+    git(tree, "add", "-A")
+    git(tree, "commit", "-q", "-m", "Debian linux-source")
+    root = source.base_commit(tree)
+    git(tree, "checkout", "-q", "-b", "series")
+    (tree / "timers.c").write_text("int a;\nint b2;\nint c;\n")
+    git(tree, "commit", "-q", "-a", "-m", LONG)
+    (tree / "ids.c").write_text("int id;\n")
+    git(tree, "add", "ids.c")
+    git(tree, "commit", "-q", "-m", "posix-timers: Add ids.c")
+    patches = tmp_path / "patches"
+    git(
+        tree,
+        "format-patch",
+        "-q",
+        "--cover-letter",
+        f"--base={root}",
+        "-o",
+        str(patches),
+        f"{root}..series",
+    )
+    return Repo(tree, root, patches)
+
+
+def clone_at_base(repo: Repo, dest: Path) -> Path:
+    git(repo.tree.parent, "clone", "-q", str(repo.tree), str(dest))
+    git(dest, "checkout", "-q", "--detach", repo.root)
+    return dest
+
+
+def test_read_real_series(repo: Repo) -> None:
+    # The long subject really is folded in the file, so unfolding is exercised.
+    first = sorted(repo.patches.glob("0001-*.patch"))[0].read_text()
+    assert "\n " in first.split("\n\n", 1)[0]
+    ser = series.read(repo.patches)
+    assert ser.cover is not None
+    assert ser.cover.name == "0000-cover-letter.patch"
+    assert [p.number for p in ser.patches] == [1, 2]
+    assert [p.subject for p in ser.patches] == [
+        f"[PATCH 1/2] {LONG}",
+        "[PATCH 2/2] posix-timers: Add ids.c",
+    ]
+    assert ser.base == repo.root
+    assert len(ser.digest()) == 16
+
+
+def test_read_base_from_patch_without_cover(repo: Repo, tmp_path: Path) -> None:
+    out = tmp_path / "no-cover"
+    git(repo.tree, "format-patch", "-q", f"--base={repo.root}", "-o", str(out), repo.root)
+    ser = series.read(out)
+    assert ser.cover is None
+    assert [p.number for p in ser.patches] == [1, 2]
+    assert ser.base == repo.root  # git puts base-commit: into the first patch then
+
+
+def test_read_missing_or_empty_dir(tmp_path: Path) -> None:
+    for d in (tmp_path / "absent", tmp_path):
+        ser = series.read(d)
+        assert ser == series.Series(None, [], None)
+
+
+def test_apply_onto_fresh_clone(repo: Repo, tmp_path: Path) -> None:
+    ser = series.read(repo.patches)
+    work = clone_at_base(repo, tmp_path / "work")
+    series.check_base(ser, work)
+    series.apply(work, ser)
+    assert (work / "timers.c").read_text() == "int a;\nint b2;\nint c;\n"
+    assert (work / "ids.c").read_text() == "int id;\n"
+    log = git(work, "log", "--format=%s", f"{repo.root}..HEAD").splitlines()
+    assert log == ["posix-timers: Add ids.c", LONG]
+    # Same content as the branch the series was made from.
+    assert git(work, "rev-parse", "HEAD^{tree}") == git(repo.tree, "rev-parse", "series^{tree}")
+
+
+def test_apply_upto(repo: Repo, tmp_path: Path) -> None:
+    ser = series.read(repo.patches)
+    work = clone_at_base(repo, tmp_path / "work")
+    series.apply(work, ser, upto=1)
+    assert (work / "timers.c").read_text() == "int a;\nint b2;\nint c;\n"
+    assert not (work / "ids.c").exists()
+
+
+def test_conflicting_patch_raises_naming_the_file(repo: Repo, tmp_path: Path) -> None:
+    ser = series.read(repo.patches)
+    work = clone_at_base(repo, tmp_path / "work")
+    (work / "timers.c").write_text("int a;\nint conflict;\nint c;\n")
+    git(work, "commit", "-q", "-a", "-m", "diverge")
+    with pytest.raises(SeriesError) as info:
+        series.apply(work, ser)
+    patch = ser.patches[0]
+    assert patch.path.name in info.value.message
+    assert patch.path.name.startswith("0001-")
+    assert "does not apply" in info.value.message
+    assert info.value.detail
+    # The failed am was aborted: no half-applied state left behind.
+    assert not (work / ".git" / "rebase-apply").exists()
+    assert git(work, "status", "--porcelain") == ""
+    assert git(work, "log", "-1", "--format=%s") == "diverge"
+
+
+def test_check_base_mismatch(repo: Repo, tmp_path: Path) -> None:
+    ser = series.read(repo.patches)
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q", "-b", "main")
+    (other / "timers.c").write_text("something else\n")
+    git(other, "add", "-A")
+    git(other, "commit", "-q", "-m", "another base")
+    with pytest.raises(SeriesError) as info:
+        series.check_base(ser, other)
+    assert repo.root[:12] in info.value.message
+    assert source.base_commit(other)[:12] in info.value.message
+
+
+def test_check_base_accepts_series_without_base(repo: Repo) -> None:
+    series.check_base(series.Series(None, [], None), repo.tree)
