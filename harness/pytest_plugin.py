@@ -224,14 +224,20 @@ def helper(guest: Guest) -> Helper:
     return Helper(guest, helper_mod.build())
 
 
+@pytest.fixture(scope="session")
+def compat_helper(guest: Guest) -> Helper:
+    """The helper built with -m32: timer_create through the compat syscall."""
+    return Helper(guest, helper_mod.build("ptimerctl32"))
+
+
 @pytest.fixture(autouse=True)
 def _needs(request: pytest.FixtureRequest) -> None:
     """Skip tests whose ``needs`` feature the guest lacks."""
-    marker = request.node.get_closest_marker("needs")
-    if marker is None:
+    wanted = [name for marker in request.node.iter_markers("needs") for name in marker.args]
+    if not wanted:
         return
     feats: dict[str, bool] = request.getfixturevalue("features")
-    for name in marker.args:
+    for name in wanted:
         if not feats.get(name, False):
             pytest.skip(f"kernel under test lacks {name}")
 

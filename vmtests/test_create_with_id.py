@@ -1,0 +1,271 @@
+"""SIGEV_TIMER_ID and PR_TIMER_CREATE_RESTORE_IDS: creating a timer with a given ID.
+
+Skipped on kernels without the interface (probed in the guest), so the
+suite runs at every step of the series.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import (
+    INT_MAX,
+    PR_TIMER_CREATE_RESTORE_IDS,
+    SI_TIMER,
+    SIGRTMIN,
+    create,
+    err,
+    ids,
+    ok,
+)
+from harness.helper import Helper, Op
+from harness.procfs import parse
+
+FLAG = {"flags": ["timer_id"]}
+MS = 1_000_000
+ON, OFF, GET = 1, 0, 2
+
+
+def exact(want: int, **kw: object) -> Op:
+    return create(id=want, **FLAG, **kw)
+
+
+def prctl(arg2: int, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> Op:
+    return {
+        "op": "prctl",
+        "option": PR_TIMER_CREATE_RESTORE_IDS,
+        "arg2": arg2,
+        "arg3": arg3,
+        "arg4": arg4,
+        "arg5": arg5,
+    }
+
+
+needs_flag = pytest.mark.needs("sigev_timer_id")
+
+
+@needs_flag
+@pytest.mark.parametrize("want", [0, 1, 4096, INT_MAX - 1, INT_MAX])
+def test_exact_id(helper: Helper, want: int) -> None:
+    res = helper.run(
+        [
+            exact(want),
+            {"op": "gettime", "id": want},
+            {"op": "settime", "id": want, "value_ns": 10_000 * MS},
+            {"op": "delete", "id": want},
+        ]
+    )
+    assert ok(res[0])["id"] == want
+    for r in res[1:]:
+        ok(r)
+
+
+@needs_flag
+def test_cursor_after_exact_creates(helper: Helper) -> None:
+    res = helper.run(
+        [
+            exact(100),
+            create(),  # cursor continues after the exact ID
+            exact(50),
+            create(),  # ... also when it goes backwards
+            exact(INT_MAX),
+            create(),
+            create(),  # wraps to the lowest free ID
+        ]
+    )
+    assert ids(res) == [100, 101, 50, 51, INT_MAX, 0, 1]
+
+
+@needs_flag
+def test_busy_then_normal_create(helper: Helper) -> None:
+    res = helper.run([create(), exact(5), exact(5), exact(0), create()])
+    assert ids(res[:2]) == [0, 5]
+    assert err(res[2]) == "EBUSY"
+    assert err(res[3]) == "EBUSY"
+    assert res[4]["id"] == 6, "a busy ID must not move the cursor"
+
+
+@needs_flag
+@pytest.mark.parametrize("want", [-1, -INT_MAX - 1])
+def test_negative_id_then_normal_create(helper: Helper, want: int) -> None:
+    res = helper.run([exact(want), create()])
+    assert err(res[0]) == "EINVAL"
+    assert res[1]["id"] == 0, "an invalid ID request must not consume an ID"
+
+
+@needs_flag
+def test_bad_id_pointer_then_normal_create(helper: Helper) -> None:
+    res = helper.run([create(bad_id_ptr=True, **FLAG), create()])
+    assert err(res[0]) == "EFAULT"
+    assert res[1]["id"] == 0, "EFAULT reading the wanted ID must not consume an ID"
+
+
+@needs_flag
+@pytest.mark.parametrize("notify", ["signal", "none", "thread", "thread_id"])
+def test_flag_with_every_notify_kind(
+    helper: Helper, notify: str, features: dict[str, bool]
+) -> None:
+    res = helper.run(
+        [{"op": "getpid"}, exact(1234, notify=notify, signo=SIGRTMIN), {"op": "proc_timers"}]
+    )
+    assert ok(res[1])["id"] == 1234
+    if features["proc_timers"]:
+        (timer,) = parse(res[2]["text"])
+        expect = {"signal": "signal", "none": "none", "thread": "thread", "thread_id": "signal"}
+        assert timer.id == 1234
+        assert timer.notify == expect[notify], "the flag must not reach /proc"
+        assert timer.target == ("tid" if notify == "thread_id" else "pid")
+        assert timer.target_id == res[0]["tid"]
+
+
+@needs_flag
+@pytest.mark.parametrize("raw", [1 | 4, 2 | 4, 3, 16, 54321, INT_MAX])
+def test_flag_with_invalid_notify(helper: Helper, raw: int) -> None:
+    res = helper.run([create(notify_raw=raw | 8, id=7), create()])
+    assert err(res[0]) == "EINVAL"
+
+
+@needs_flag
+@pytest.mark.parametrize("clock", ["process_cputime", "thread_cputime", "realtime", "boottime"])
+def test_flag_with_clocks(helper: Helper, clock: str) -> None:
+    res = helper.run(
+        [
+            exact(77, clock=clock, signo=SIGRTMIN, value=3),
+            {"op": "settime", "id": 77, "value_ns": 10 * MS},
+            {"op": "spin", "ms": 100},
+            {"op": "wait_signal", "signo": SIGRTMIN, "timeout_ms": 5000},
+        ]
+    )
+    assert ok(res[0])["id"] == 77
+    sig = ok(res[3])
+    assert (sig["timerid"], sig["value"], sig["code"]) == (77, 3, SI_TIMER)
+
+
+@needs_flag
+def test_signal_carries_restored_id(helper: Helper) -> None:
+    res = helper.run(
+        [
+            exact(0x7FFF0000, signo=SIGRTMIN, value=11),
+            {"op": "settime", "id": 0x7FFF0000, "value_ns": 5 * MS},
+            {"op": "wait_signal", "signo": SIGRTMIN, "timeout_ms": 5000},
+        ]
+    )
+    sig = ok(res[2])
+    assert (sig["timerid"], sig["value"], sig["code"]) == (0x7FFF0000, 11, SI_TIMER)
+
+
+@needs_flag
+def test_sparse_restore_one_create_per_timer(helper: Helper) -> None:
+    wanted = [1, 5, 100, 1000, 4096, 10000, 20000, INT_MAX - 1]
+    res = helper.run(
+        [
+            {"op": "criu_restore", "ids": wanted, "mode": "flag", "signo": SIGRTMIN},
+            {"op": "proc_timers"},
+            create(),
+        ]
+    )
+    restore = ok(res[0])
+    assert restore["restored"] == len(wanted)
+    assert restore["syscalls"] == len(wanted), "one timer_create per timer"
+    if res[1]["ret"] == 0:
+        assert sorted(t.id for t in parse(res[1]["text"])) == wanted
+    assert res[2]["id"] == INT_MAX, "the cursor continues after the last restored ID"
+
+
+@needs_flag
+def test_racing_creates_of_one_id(helper: Helper) -> None:
+    threads = 4
+    for want in (3, 4096):
+        res = helper.one({"op": "threads", "scripts": [[exact(want)]] * threads})
+        outcomes = [script[0] for script in res["results"]]
+        assert sum(1 for r in outcomes if r["ret"] == 0) == 1
+        assert sorted(r.get("errno", "") for r in outcomes if r["ret"] != 0) == ["EBUSY"] * (
+            threads - 1
+        )
+
+
+@needs_flag
+@pytest.mark.needs("ia32_emulation")
+def test_compat_syscall(helper: Helper, compat_helper: Helper) -> None:
+    res = compat_helper.run(
+        [
+            exact(INT_MAX),
+            exact(INT_MAX),
+            exact(-1),
+            create(),
+            create(bad_id_ptr=True, **FLAG),
+            create(),
+        ]
+    )
+    assert ok(res[0])["id"] == INT_MAX
+    assert err(res[1]) == "EBUSY"
+    assert err(res[2]) == "EINVAL"
+    assert res[3]["id"] == 0
+    assert err(res[4]) == "EFAULT"
+    assert res[5]["id"] == 1
+
+
+@pytest.mark.needs("prctl_restore_ids")
+class TestPrctl:
+    """Upstream's PR_TIMER_CREATE_RESTORE_IDS, same semantics."""
+
+    def test_upstream_check(self, helper: Helper) -> None:
+        res = helper.run([prctl(ON), create(id=8), prctl(OFF), create(id=8)])
+        ok(res[0])
+        assert res[1]["id"] == 8
+        ok(res[2])
+        assert res[3]["id"] == 9
+
+    def test_get_on_off(self, helper: Helper) -> None:
+        res = helper.run([prctl(GET), prctl(ON), prctl(GET), prctl(OFF), prctl(GET)])
+        assert [r["ret"] for r in res] == [0, 0, 1, 0, 0]
+
+    @pytest.mark.parametrize(("args"), [(3,), (-1,), (ON, 1), (ON, 0, 1), (ON, 0, 0, 1), (GET, 1)])
+    def test_invalid_arguments(self, helper: Helper, args: tuple[int, ...]) -> None:
+        assert err(helper.one(prctl(*args))) == "EINVAL"
+
+    def test_mode_reads_id_also_without_sigevent(self, helper: Helper) -> None:
+        res = helper.run(
+            [
+                prctl(ON),
+                create(id=20, notify="null"),
+                create(id=20),
+                create(id=-1),
+                create(bad_id_ptr=True),
+                prctl(OFF),
+                create(),
+            ]
+        )
+        assert res[1]["id"] == 20
+        assert err(res[2]) == "EBUSY"
+        assert err(res[3]) == "EINVAL"
+        assert err(res[4]) == "EFAULT"
+        assert res[6]["id"] == 21
+
+    def test_mode_is_per_process_off_in_child_cleared_by_exec(self, helper: Helper) -> None:
+        res = helper.run(
+            [
+                prctl(ON),
+                {"op": "threads", "scripts": [[prctl(GET)]]},
+                {"op": "fork", "script": [prctl(GET), create(id=500)]},
+                prctl(GET),
+                {"op": "exec", "script": [prctl(GET), create(id=500)]},
+            ],
+            expect=7,
+        )
+        assert res[1]["results"][0][0]["ret"] == 1, "threads share the mode"
+        child = res[2]["results"]
+        assert child[0]["ret"] == 0, "a forked child starts with the mode off"
+        assert child[1]["id"] == 0
+        assert res[3]["ret"] == 1
+        assert res[5]["ret"] == 0, "exec clears the mode"
+        assert res[6]["id"] == 0
+
+    def test_criu_42_restore(self, helper: Helper) -> None:
+        wanted = [0, 3, 999, 65536]
+        res = helper.run(
+            [{"op": "criu_restore", "ids": wanted, "mode": "prctl"}, prctl(GET), create()]
+        )
+        assert ok(res[0])["syscalls"] == len(wanted)
+        assert res[1]["ret"] == 0
+        assert res[2]["id"] == 65537
