@@ -10,6 +10,7 @@ with the next step, never a traceback.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import kbuild, kconfig, series, source
+from . import bench as bench_mod
+from . import kbuild, kconfig, report, series, source
 from .errors import HarnessError
 from .paths import REPO
 from .results import write_json
@@ -199,9 +201,58 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_kernels(flavor: str) -> tuple[list[bench_mod.KernelUnderTest], str]:
+    """Build unpatched, patched and upstream with one config request."""
+    from . import upstream
+
+    out = []
+    digests = set()
+    tgts = targets("all")
+    up_tree = upstream.tree()
+    tgts.append(KernelTarget("upstream", up_tree))
+    for t in tgts:
+        with Phase(f"build {t.label} kernel ({flavor})"):
+            kernel = kbuild.build(t.tree, flavor)
+        comp = kconfig.compose(flavor)
+        digests.add(hashlib.sha256(comp.render().encode()).hexdigest()[:16])
+        label = (
+            f"Debian {t.tree.name} {t.tree.parent.name.replace('_', '~')}"
+            if t.label != "patched"
+            else f"Debian {source.PINNED.package} {source.PINNED.version} + patches/"
+        )
+        out.append(bench_mod.KernelUnderTest(t.label, kernel.image, label))
+    return out, ",".join(sorted(digests))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    out_dir = REPO / "results" / "bench"
+    kernels, digest = bench_kernels(args.flavor)
+    with Phase(f"benchmarks ({args.rounds} rounds, scale {args.scale})"):
+        results = bench_mod.bench(
+            kernels, out_dir, rounds=args.rounds, scale=args.scale, config_digest=digest
+        )
+    for path in report.write_reports(results, out_dir):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    out_dir = Path(args.results_dir)
+    results = json.loads((out_dir / "results.json").read_text())
+    if "summary" not in results:
+        results["summary"] = bench_mod.summarize(results)
+    for path in report.write_reports(results, out_dir):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_main(args: argparse.Namespace) -> int:
-    """The default job: everything with the defaults."""
-    return cmd_test(args)
+    """The default job: tests on both 6.12 kernels, then a short benchmark run."""
+    rc = cmd_test(args)
+    if rc != 0:
+        return rc
+    args.rounds, args.scale = 1, 0.25
+    return cmd_bench(args)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,241 @@
+"""Render benchmark results (results.json) as Markdown, HTML and cover-letter text.
+
+All three views come from the same JSON through jinja2 templates, so a
+number in the cover letter can always be traced to the raw per-round
+values it summarises.  Plots are inline SVG: no plotting dependency, and
+the HTML file is self-contained.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+KERNELS = ("unpatched", "patched", "upstream")
+COLORS = {"unpatched": "#999999", "patched": "#1f77b4", "upstream": "#ff7f0e"}
+
+UNITS = {
+    "ns_per_pair": "ns",
+    "ns": "ns",
+    "elapsed_ns": "ns",
+    "ns_per_create": "ns",
+    "ns_per_lookup": "ns",
+    "ratio": "x",
+    "bytes_per_timer": "B",
+    "ns_per_read": "ns",
+    "exit_ns": "ns",
+}
+
+
+def human(value: float | None, metric: str) -> str:
+    """A compact human-readable number with its unit."""
+    if value is None:
+        return "-"
+    unit = UNITS.get(metric, "")
+    if unit == "ns":
+        for div, suffix in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
+            if abs(value) >= div:
+                return f"{value / div:.3g} {suffix}"
+        return f"{value:.3g} ns"
+    if unit == "B":
+        return f"{value:.0f} B"
+    if unit == "x":
+        return f"{value:.3f}x"
+    return f"{value:.4g}"
+
+
+def seconds(value: float) -> str:
+    """Seconds as the largest sensible unit (for extrapolated restore times)."""
+    for div, suffix in (
+        (86400, "days"),
+        (3600, "h"),
+        (60, "min"),
+        (1, "s"),
+        (1e-3, "ms"),
+        (1e-6, "µs"),
+    ):
+        if value >= div:
+            return f"{value / div:.3g} {suffix}"
+    return f"{value * 1e9:.3g} ns"
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["human"] = human
+    env.filters["seconds"] = seconds
+    return env
+
+
+def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per case: per-kernel (median, min, max) and ratios."""
+    out = []
+    summary = results.get("summary", {})
+    for case in results["cases"]:
+        s = summary.get(case["name"], {})
+        cells = {}
+        for label in KERNELS:
+            k = s.get("kernels", {}).get(label)
+            cells[label] = k
+        out.append(
+            {
+                "name": case["name"],
+                "metric": case["metric"],
+                "params": case["params"],
+                "cells": cells,
+                "ratios": s.get("ratios", {}),
+            }
+        )
+    return out
+
+
+def lookup_plot(results: dict[str, Any], width: int = 560, height: int = 300) -> str:
+    """SVG: lookup cost vs number of timers, one line per kernel."""
+    points: dict[str, list[tuple[int, float]]] = {}
+    for row in rows(results):
+        if not row["name"].startswith("c.lookup."):
+            continue
+        count = int(row["params"]["n"])
+        for label, cell in row["cells"].items():
+            if cell:
+                points.setdefault(label, []).append((count, cell["median"]))
+    return _line_svg(points, "timers in the process", "ns per timer_getoverrun()", width, height)
+
+
+def memory_plot(results: dict[str, Any], width: int = 560, height: int = 300) -> str:
+    """SVG: bytes per live timer per pattern, grouped bars per kernel."""
+    groups: list[tuple[str, dict[str, float]]] = []
+    for row in rows(results):
+        if row["name"].startswith("e.memory."):
+            vals = {k: c["median"] for k, c in row["cells"].items() if c}
+            groups.append((row["name"].removeprefix("e.memory."), vals))
+    return _bar_svg(groups, "bytes per live timer", width, height)
+
+
+def _line_svg(
+    series: dict[str, list[tuple[int, float]]], xlabel: str, ylabel: str, width: int, height: int
+) -> str:
+    if not series:
+        return ""
+    pad = 50
+    xs = [x for pts in series.values() for x, _ in pts]
+    ys = [y for pts in series.values() for _, y in pts]
+    xmax, ymax = max(xs) * 1.05, max(ys) * 1.15 or 1.0
+
+    def sx(x: float) -> float:
+        return pad + x / xmax * (width - 2 * pad)
+
+    def sy(y: float) -> float:
+        return height - pad - y / ymax * (height - 2 * pad)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+        'stroke="black"/>',
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>',
+        f'<text x="{width / 2}" y="{height - 10}" text-anchor="middle">{xlabel}</text>',
+        f'<text x="12" y="{height / 2}" transform="rotate(-90 12 {height / 2})" '
+        f'text-anchor="middle">{ylabel}</text>',
+        f'<text x="{pad - 5}" y="{pad}" text-anchor="end" font-size="10">{ymax:.3g}</text>',
+    ]
+    for i, (label, pts) in enumerate(sorted(series.items())):
+        pts = sorted(pts)
+        color = COLORS.get(label, "black")
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for x, y in pts:
+            parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}"/>')
+            if i == 0:
+                parts.append(
+                    f'<text x="{sx(x):.1f}" y="{height - pad + 14}" '
+                    f'text-anchor="middle" font-size="10">{x}</text>'
+                )
+        parts.append(
+            f'<text x="{width - pad}" y="{pad + 14 * i}" fill="{color}" '
+            f'text-anchor="end">{label}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _bar_svg(
+    groups: list[tuple[str, dict[str, float]]], ylabel: str, width: int, height: int
+) -> str:
+    if not groups:
+        return ""
+    pad = 50
+    ymax = max((v for _, vals in groups for v in vals.values()), default=1.0) * 1.15 or 1.0
+    gw = (width - 2 * pad) / len(groups)
+    bw = gw / (len(KERNELS) + 1)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+        'stroke="black"/>',
+        f'<text x="12" y="{height / 2}" transform="rotate(-90 12 {height / 2})" '
+        f'text-anchor="middle">{ylabel}</text>',
+    ]
+    for g, (name, vals) in enumerate(groups):
+        x0 = pad + g * gw
+        parts.append(
+            f'<text x="{x0 + gw / 2:.1f}" y="{height - pad + 14}" '
+            f'text-anchor="middle" font-size="11">{name}</text>'
+        )
+        for i, label in enumerate(KERNELS):
+            if label not in vals:
+                continue
+            h = vals[label] / ymax * (height - 2 * pad)
+            x = x0 + (i + 0.5) * bw
+            parts.append(
+                f'<rect x="{x:.1f}" y="{height - pad - h:.1f}" width="{bw * 0.9:.1f}" '
+                f'height="{h:.1f}" fill="{COLORS[label]}"><title>{label}: '
+                f"{vals[label]:.0f} B</title></rect>"
+            )
+            parts.append(
+                f'<text x="{x + bw * 0.45:.1f}" y="{height - pad - h - 3:.1f}" '
+                f'text-anchor="middle" font-size="9">{vals[label]:.0f}</text>'
+            )
+    for i, label in enumerate(KERNELS):
+        parts.append(
+            f'<text x="{width - pad}" y="{pad + 14 * i}" fill="{COLORS[label]}" '
+            f'text-anchor="end">{label}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def render(results: dict[str, Any], template: str) -> str:
+    """Render one of the templates with the results."""
+    return (
+        _env()
+        .get_template(template)
+        .render(
+            r=results,
+            rows=rows(results),
+            kernels=KERNELS,
+            lookup_svg=lookup_plot(results),
+            memory_svg=memory_plot(results),
+            derived=results.get("summary", {}).get("derived", {}).get("restore_id_2147483646", {}),
+        )
+    )
+
+
+def write_reports(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    """summary.md, report.html and cover-table.txt next to results.json."""
+    written = []
+    for template, name in (
+        ("bench.md.j2", "summary.md"),
+        ("bench.html.j2", "report.html"),
+        ("cover-table.txt.j2", "cover-table.txt"),
+    ):
+        path = out_dir / name
+        path.write_text(render(results, template))
+        written.append(path)
+    return written
