@@ -246,6 +246,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_series(args: argparse.Namespace) -> int:
+    if args.action == "export":
+        from . import coverletter
+
+        if args.tree is None:
+            raise HarnessError("series export needs --tree (the git tree with the series branch)")
+        files = series.export(source.user_tree(args.tree), args.branch, coverletter.render())
+        for f in files:
+            print(f)
+        return 0
+    if args.action == "apply":
+        print(targets("patched")[0].tree)
+        return 0
+    from . import seriescheck
+
+    return seriescheck.check(args)
+
+
 def cmd_main(args: argparse.Namespace) -> int:
     """The default job: tests on both 6.12 kernels, then a short benchmark run."""
     rc = cmd_test(args)

@@ -124,3 +124,37 @@ def apply(tree: Path, series: Series, upto: int | None = None) -> None:
                 hint="rebase the series branch and regenerate patches/ with git format-patch",
                 detail=(proc.stdout + proc.stderr).strip(),
             )
+
+
+def export(tree: Path, branch: str, description: str, out: Path = PATCHES_DIR) -> list[Path]:
+    """Regenerate ``out`` from ``branch`` with git format-patch.
+
+    The cover letter comes from the branch description (first paragraph:
+    subject), so nothing in ``out`` is edited after git wrote it.
+    """
+    base = base_commit(tree)
+    git(tree, "config", f"branch.{branch}.description", description)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.patch"):
+        old.unlink()
+    proc = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(tree),
+            "format-patch",
+            "-q",
+            "--cover-letter",
+            "--cover-from-description=subject",
+            f"--base={base}",
+            "-o",
+            str(out),
+            f"{base}..{branch}",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+    )
+    if proc.returncode != 0:
+        raise SeriesError("git format-patch failed", detail=proc.stderr.strip())
+    return sorted(out.glob("*.patch"))
