@@ -307,6 +307,18 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--boot-timeout", type=float, default=240.0)
     sp.add_argument("--timeout", type=float, default=600.0)
     sp.add_argument("command", nargs="*")
+    sp = add("bench", cmd_bench, "benchmarks: unpatched vs patched vs upstream")
+    sp.add_argument("--flavor", default="default")
+    sp.add_argument("--rounds", type=int, default=3)
+    sp.add_argument("--scale", type=float, default=1.0, help="shrink case sizes (e.g. 0.1)")
+    sp = add("report", cmd_report, "re-render reports from a bench results.json")
+    sp.add_argument("--results-dir", default=str(REPO / "results" / "bench"))
+    sp = add("series", cmd_series, "export, apply or check the patch series")
+    sp.add_argument("action", choices=["export", "apply", "check"])
+    sp.add_argument("--tree", type=Path, help="git tree holding the series branch (export)")
+    sp.add_argument("--branch", default="series")
+    sp.add_argument("--flavor", default="default")
+    sp.add_argument("--no-boot", action="store_true", help="check: skip booting and vmtests")
     for name, fn, hlp in (
         ("test", cmd_test, "unit tests + vmtests on each kernel (CI)"),
         ("main", cmd_main, "the main job (default)"),

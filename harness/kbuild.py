@@ -145,8 +145,17 @@ def _make(tree: Path, objdir: Path, args: list[str], log: Path, label: str, cc: 
     with log.open("a") as out:
         out.write(f"$ {' '.join(cmd)}\n")
         out.flush()
+        # Share ccache hits between trees of the same content (the base, the
+        # patched worktree, a series-check walk): hash paths relative to the
+        # cache's source directory, not the absolute tree location.
+        env = {**os.environ, "CCACHE_BASEDIR": str(cache_dir("src")), "CCACHE_NOHASHDIR": "1"}
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            env=env,
         )
         assert proc.stdout is not None
         try:

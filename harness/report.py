@@ -24,6 +24,7 @@ UNITS = {
     "ns_per_lookup": "ns",
     "ratio": "x",
     "bytes_per_timer": "B",
+    "timer_caches_bytes_per_timer": "B",
     "ns_per_read": "ns",
     "exit_ns": "ns",
 }

@@ -153,7 +153,6 @@ def export(tree: Path, branch: str, description: str, out: Path = PATCHES_DIR) -
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, **GIT_ENV},
     )
     if proc.returncode != 0:
         raise SeriesError("git format-patch failed", detail=proc.stderr.strip())
