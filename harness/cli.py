@@ -264,6 +264,25 @@ def cmd_series(args: argparse.Namespace) -> int:
     return seriescheck.check(args)
 
 
+def cmd_bisect(args: argparse.Namespace) -> int:
+    from . import bisect
+
+    if args.selftest:
+        return bisect.selftest(targets("patched")[0].tree, args.flavor)
+    if not (args.good and args.bad):
+        raise HarnessError("bisect needs GOOD and BAD commits (or --selftest)")
+    tree = source.user_tree(args.tree) if args.tree else targets("patched")[0].tree
+    found = bisect.run(tree, args.good, args.bad, args.flavor, args.pytest_args)
+    print(f"first bad commit: {found}")
+    return 0
+
+
+def cmd_bisect_step(args: argparse.Namespace) -> int:
+    from . import bisect
+
+    return bisect.step(source.user_tree(args.tree), args.flavor, args.pytest_args)
+
+
 def cmd_main(args: argparse.Namespace) -> int:
     """The default job: tests on both 6.12 kernels, then a short benchmark run."""
     rc = cmd_test(args)
@@ -319,6 +338,19 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--branch", default="series")
     sp.add_argument("--flavor", default="default")
     sp.add_argument("--no-boot", action="store_true", help="check: skip booting and vmtests")
+    sp = add("bisect", cmd_bisect, "git bisect run with harness builds and vmtests")
+    sp.add_argument("good", nargs="?")
+    sp.add_argument("bad", nargs="?")
+    sp.add_argument("--tree", type=Path, help="kernel git tree (default: the patched worktree)")
+    sp.add_argument("--flavor", default="default")
+    sp.add_argument(
+        "--selftest", action="store_true", help="bisect a known ABI break on a throwaway branch"
+    )
+    sp.add_argument("pytest_args", nargs="*", help="pytest arguments (after --)")
+    sp = add("bisect-step", cmd_bisect_step, "one step of 'git bisect run' (internal)")
+    sp.add_argument("--tree", type=Path, required=True)
+    sp.add_argument("--flavor", default="default")
+    sp.add_argument("pytest_args", nargs="*")
     for name, fn, hlp in (
         ("test", cmd_test, "unit tests + vmtests on each kernel (CI)"),
         ("main", cmd_main, "the main job (default)"),

@@ -87,19 +87,37 @@ def check_base(series: Series, tree: Path) -> None:
         )
 
 
-def worktree(base_tree: Path, series: Series) -> Path:
-    """A worktree of the base with the whole series applied (cached by content)."""
-    dest = base_tree.parent / f"patched-{series.digest()}"
+def _worktree_at(base_tree: Path, dest: Path, commit: str) -> None:
+    """Make ``dest`` a worktree of ``base_tree`` checked out at ``commit``.
+
+    An existing worktree is moved with ``git checkout``, which rewrites only
+    the files that differ: their mtimes change, all others keep theirs, so
+    the kernel build in that tree stays incremental.
+    """
     if (dest / ".git").exists():
-        return dest
-    tmp = dest.with_name(dest.name + ".tmp")
-    if tmp.exists():
-        git(base_tree, "worktree", "remove", "--force", str(tmp), check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
+        git(dest, "reset", "-q", "--hard")
+        git(dest, "checkout", "-q", "--detach", commit)
+        return
+    shutil.rmtree(dest, ignore_errors=True)
     git(base_tree, "worktree", "prune")
-    git(base_tree, "worktree", "add", "-q", "--detach", str(tmp), base_commit(base_tree))
-    apply(tmp, series)
-    git(base_tree, "worktree", "move", str(tmp), str(dest))
+    git(base_tree, "worktree", "add", "-q", "--detach", str(dest), commit)
+
+
+def worktree(base_tree: Path, series: Series, name: str = "patched") -> Path:
+    """A worktree of the base with the whole series applied.
+
+    The series is applied with ``git am`` in a scratch worktree; the
+    build worktree ``name`` then checks out the result, touching only the
+    files that changed since its last series.
+    """
+    scratch = base_tree.parent / "series-apply"
+    _worktree_at(base_tree, scratch, base_commit(base_tree))
+    git(scratch, "am", "--abort", check=False)
+    git(scratch, "reset", "-q", "--hard", base_commit(base_tree))
+    apply(scratch, series)
+    head = git(scratch, "rev-parse", "HEAD")
+    dest = base_tree.parent / name
+    _worktree_at(base_tree, dest, head)
     return dest
 
 

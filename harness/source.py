@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,12 +111,18 @@ def extract(src: DebianSource = PINNED, tarball: Path | None = None, version: st
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     print(f"extracting {tarball} ({tarball.stat().st_size >> 20} MiB) ...", flush=True)
-    with tarfile.open(tarball) as tar:
-        tar.extractall(tmp, filter="tar")
+    # tar(1) is several times faster than tarfile on 80,000 small files.
+    proc = subprocess.run(
+        ["tar", "-xf", str(tarball), "-C", str(tmp)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SetupError(f"extracting {tarball} failed", detail=proc.stderr[-2000:])
     inner = tmp / src.topdir
     if not inner.is_dir():
         raise SetupError(f"{tarball} does not contain {src.topdir}/")
     git(inner, "init", "-q")
+    # A 1.5 GB tree of one commit never needs gc; an auto-gc mid-build only costs time.
+    git(inner, "config", "gc.auto", "0")
     # Debian's .gitignore ignores everything at the top level: force-add.
     git(inner, "add", "-A", "-f")
     git(inner, "commit", "-q", "-m", f"Debian {src.package} {version}")

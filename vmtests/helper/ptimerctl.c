@@ -1479,6 +1479,32 @@ static int op_sleep(struct ctx *c, const struct jval *op, struct sbuf *r)
 	return OP_OK;
 }
 
+/*
+ * Write a string to a file, e.g. /proc/self/make-it-fail or a fault
+ * injection knob, from this very process so that the knob applies to the
+ * next operations of the script and to nothing else.
+ */
+static int op_write_file(struct ctx *c, const struct jval *op, struct sbuf *r)
+{
+	const struct jval *path = jget(op, "path");
+	const struct jval *data = jget(op, "data");
+	ssize_t n = -1;
+	int fd, err = 0;
+
+	if (!path || path->type != J_STR || !data || data->type != J_STR)
+		return fail(c, "'path' and 'data' must be strings");
+	fd = open(path->str, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = write(fd, data->str, data->len);
+		err = errno;
+		close(fd);
+	} else {
+		err = errno;
+	}
+	res_ret(r, n == (ssize_t)data->len ? 0 : -1, err);
+	return OP_OK;
+}
+
 static int op_prctl(struct ctx *c, const struct jval *op, struct sbuf *r)
 {
 	long long a[5];
@@ -1995,6 +2021,8 @@ static const char *const no_keys[] = { NULL };
 
 static const char *const ms_keys[] = { "ms", NULL };
 
+static const char *const write_file_keys[] = { "path", "data", NULL };
+
 static const char *const prctl_keys[] = { "option", "arg2", "arg3", "arg4",
 					  "arg5", NULL };
 
@@ -2020,6 +2048,7 @@ static const struct op_desc ops[] = {
 	{ "getpid", op_getpid, no_keys },
 	{ "spin", op_spin, ms_keys },
 	{ "sleep", op_sleep, ms_keys },
+	{ "write_file", op_write_file, write_file_keys },
 	{ "prctl", op_prctl, prctl_keys },
 	{ "rlimit", op_rlimit, rlimit_keys },
 	{ "fork", op_fork, script_keys },
