@@ -59,6 +59,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=240.0,
         help="seconds to wait for the guest (TCG is slow)",
     )
+    group.addoption(
+        "--helper32",
+        action="store_true",
+        help="drive every test with the -m32 helper (the compat syscalls)",
+    )
     group.addoption("--vm-cpus", type=int, default=2)
     group.addoption("--vm-memory", default="2G")
 
@@ -141,7 +146,14 @@ def _probe_features(guest: Guest, helper: Helper) -> dict[str, bool]:
         )
     feats["ikconfig"] = bool(config_text)
     feats["ia32_emulation"] = "CONFIG_IA32_EMULATION=y" in config_text
-    feats["debug_kmemleak"] = "CONFIG_DEBUG_KMEMLEAK=y" in config_text
+    dbg = guest.run(
+        "for f in kmemleak failslab fail_page_alloc; do "
+        "test -e /sys/kernel/debug/$f && echo $f; done",
+        timeout=60,
+    ).stdout.split()
+    feats["kmemleak"] = "kmemleak" in dbg
+    feats["failslab"] = "failslab" in dbg
+    feats["fail_page_alloc"] = "fail_page_alloc" in dbg
     res = helper.run(
         [
             {"op": "proc_timers"},
@@ -219,9 +231,10 @@ def features(guest: Guest, request: pytest.FixtureRequest) -> dict[str, bool]:
 
 
 @pytest.fixture(scope="session")
-def helper(guest: Guest) -> Helper:
-    """The C helper, driven in the guest."""
-    return Helper(guest, helper_mod.build())
+def helper(guest: Guest, request: pytest.FixtureRequest) -> Helper:
+    """The C helper, driven in the guest (32-bit with --helper32)."""
+    target = "ptimerctl32" if request.config.getoption("--helper32") else "ptimerctl"
+    return Helper(guest, helper_mod.build(target))
 
 
 @pytest.fixture(scope="session")

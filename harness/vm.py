@@ -30,6 +30,8 @@ READY = "PTIMERS-GUEST-READY"
 #: console and keep the guest alive.
 GUEST_INIT = (
     "sed -i -e 's#^root:.*#root:x:0:0:root:/root:/bin/sh#' /etc/passwd; "
+    # debugfs: kmemleak and the fault injection knobs live there.
+    "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>/dev/null; "
     f"echo {READY} > /dev/kmsg; echo {READY}; exec sleep 2147483647"
 )
 

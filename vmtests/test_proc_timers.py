@@ -50,9 +50,9 @@ def pid_of(helper_results: list[Op]) -> int:
             CLOCK_REALTIME,
         ),
         (
-            {"notify": "thread", "signo": SIGRTMIN, "value": -1, "clock": "boottime"},
+            {"notify": "thread", "signo": SIGRTMIN, "value": 0x7FFFFFFF, "clock": "boottime"},
             "thread/pid.{pid}",
-            f"{SIGRTMIN}/ffffffffffffffff",
+            f"{SIGRTMIN}/000000007fffffff",
             CLOCK_BOOTTIME,
         ),
         (

@@ -1,0 +1,127 @@
+"""Fault injection: allocation failures inside timer_create().
+
+failslab is aimed at one cache at a time (``cache-filter``) and at the
+helper process only (``task-filter`` + /proc/self/make-it-fail), so the
+failure hits exactly the allocation under test: the timer, its sigqueue,
+or an xarray node.  Every injected failure must return an error, consume
+no ID (the next normal create gets the expected one) and leak nothing
+(kmemleak, in the debug flavor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import create, err
+from harness.guest import Guest
+from harness.helper import Helper, Op
+
+FS = "/sys/kernel/debug/failslab"
+
+
+def fail_on() -> Op:
+    return {"op": "write_file", "path": "/proc/self/make-it-fail", "data": "1"}
+
+
+def fail_off() -> Op:
+    return {"op": "write_file", "path": "/proc/self/make-it-fail", "data": "0"}
+
+
+@pytest.fixture
+def failslab(guest: Guest) -> Iterator[Guest]:
+    knobs = {
+        "probability": "100",
+        "interval": "1",
+        "times": "-1",
+        "verbose": "1",
+        "task-filter": "Y",
+        "ignore-gfp-wait": "N",
+        "cache-filter": "Y",
+        "space": "0",
+    }
+    for k, v in knobs.items():
+        guest.run(f"echo {v} > {FS}/{k}", check=True)
+    yield guest
+    guest.run(
+        f"echo 0 > {FS}/probability; for c in /sys/kernel/slab/*/failslab; do "
+        "echo 0 > $c 2>/dev/null; done",
+        check=True,
+    )
+
+
+def injected(guest: Guest) -> int:
+    out = guest.run("dmesg | grep -c 'FAULT_INJECTION: forcing a failure'", timeout=60)
+    return int(out.stdout.strip() or 0)
+
+
+@pytest.mark.needs("failslab")
+@pytest.mark.parametrize("cache", ["posix_timers_cache", "sigqueue"])
+def test_timer_allocation_failure(helper: Helper, failslab: Guest, cache: str) -> None:
+    failslab.run(f"echo 1 > /sys/kernel/slab/{cache}/failslab", check=True)
+    before = injected(failslab)
+    res = helper.run([create(), fail_on(), create(), create(), fail_off(), create()])
+    assert res[0]["id"] == 0
+    assert err(res[2]) == "EAGAIN"
+    assert err(res[3]) == "EAGAIN"
+    assert res[5]["id"] == 1, "failed allocations must not consume IDs"
+    assert injected(failslab) > before
+
+
+@pytest.mark.needs("failslab")
+def test_xarray_node_allocation_failure(
+    helper: Helper, failslab: Guest, features: dict[str, bool]
+) -> None:
+    """ID 0 lives in the array's head; ID 1 needs the first node."""
+    failslab.run("echo 1 > /sys/kernel/slab/radix_tree_node/failslab", check=True)
+    before = injected(failslab)
+    ops: list[Op] = [create(), fail_on(), create()]
+    if features["sigev_timer_id"]:
+        ops.append(create(id=4096, flags=["timer_id"]))
+    ops += [fail_off(), create()]
+    res = helper.run(ops)
+    hit = injected(failslab) > before
+    if hit:
+        assert err(res[2]) == "EAGAIN", "a failed node allocation must fail the create"
+        if features["sigev_timer_id"]:
+            assert err(res[3]) == "EAGAIN"
+        assert res[-1]["id"] == 1, "no ID consumed"
+    else:
+        # Timers are not stored in an xarray on this kernel (e.g. unpatched 6.12).
+        assert res[2]["id"] == 1
+        assert res[-1]["id"] == 2
+
+
+@pytest.mark.needs("fail_page_alloc")
+def test_page_allocation_failure(helper: Helper, guest: Guest) -> None:
+    fpa = "/sys/kernel/debug/fail_page_alloc"
+    for k, v in {
+        "probability": "100",
+        "interval": "1",
+        "times": "-1",
+        "verbose": "0",
+        "task-filter": "Y",
+        "ignore-gfp-wait": "N",
+        "ignore-gfp-highmem": "N",
+        "min-order": "0",
+        "space": "0",
+    }.items():
+        guest.run(f"echo {v} > {fpa}/{k}", check=True)
+    try:
+        res = helper.run(
+            [
+                {"op": "rlimit", "resource": "sigpending", "value": 1 << 20},
+                fail_on(),
+                {"op": "create_many", "count": 20000},
+                fail_off(),
+                create(),
+            ],
+            timeout=600,
+        )
+    finally:
+        guest.run(f"echo 0 > {fpa}/probability", check=True)
+    many = res[2]
+    assert many["created"] < 20000, "new slab pages are needed for 20000 timers"
+    assert many["errno"] in {"EAGAIN", "ENOMEM"}
+    assert res[4]["id"] == many["created"], "the failed creates consumed no IDs"

@@ -1,0 +1,125 @@
+"""Races: concurrent creates of one ID, storms against readers, exit/fork mid-create.
+
+Bounded in rounds and time.  Correctness is asserted on outcomes; kernel
+complaints (lockdep, KASAN, list corruption) fail the test through the
+plugin's dmesg check.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from conftest import INT_MAX, create, ok
+from harness.helper import Helper, Op
+from harness.procfs import parse
+
+FLAG = {"flags": ["timer_id"]}
+
+
+@pytest.mark.needs("sigev_timer_id")
+def test_same_wanted_id_many_rounds(helper: Helper) -> None:
+    """N threads want the same ID: exactly one wins, the rest get EBUSY."""
+    rounds, threads = 1000, 3
+    ops: list[Op] = []
+    for r in range(rounds):
+        want = (r * 7919) % INT_MAX
+        ops.append({"op": "threads", "scripts": [[create(id=want, **FLAG)]] * threads})
+        ops.append({"op": "delete", "id": want})
+    res = helper.run(ops, timeout=900)
+    for r in range(rounds):
+        outcomes = [script[0] for script in res[2 * r]["results"]]
+        winners = [o for o in outcomes if o["ret"] == 0]
+        assert len(winners) == 1, f"round {r}: {outcomes}"
+        assert all(o.get("errno") == "EBUSY" for o in outcomes if o["ret"] != 0), outcomes
+        ok(res[2 * r + 1])
+
+
+def test_create_delete_storm_with_readers(helper: Helper) -> None:
+    """Creates/deletes in two threads while two others read /proc and poke random IDs."""
+    seed = int(os.environ.get("PTIMERS_SEED", "7"))
+    rnd = random.Random(seed)
+    writers = [
+        [
+            op
+            for _ in range(300)
+            for op in ({"op": "create"}, {"op": "delete", "id": rnd.randrange(600)})
+        ]
+        for _ in range(2)
+    ]
+    readers: list[list[Op]] = [[{"op": "proc_timers"} for _ in range(40)]]
+    readers.append(
+        [
+            rnd.choice(
+                [
+                    {"op": "gettime", "id": rnd.randrange(600)},
+                    {"op": "getoverrun", "id": rnd.randrange(600)},
+                    {"op": "settime", "id": rnd.randrange(600), "value_ns": 10**9},
+                ]
+            )
+            for _ in range(1500)
+        ]
+    )
+    res = helper.one({"op": "threads", "scripts": writers + readers}, timeout=900)
+    for script in res["results"]:
+        for r in script:
+            assert r["ret"] >= 0 or r["errno"] == "EINVAL", f"seed {seed}: {r}"
+            if r["op"] == "proc_timers" and r["ret"] == 0:
+                listed = [t.id for t in parse(r["text"])]
+                assert len(listed) == len(set(listed)), f"duplicate IDs in /proc: {listed}"
+
+
+def test_exit_while_threads_create(helper: Helper) -> None:
+    """A process exits (exit_itimers) while another thread is creating timers."""
+    for delay in (0, 5, 20):
+        res = helper.one(
+            {
+                "op": "fork",
+                "script": [
+                    {
+                        "op": "threads",
+                        "scripts": [
+                            [{"op": "create_many", "count": 20000}],
+                            [{"op": "sleep", "ms": delay}, {"op": "exit", "status": 0}],
+                        ],
+                    }
+                ],
+            },
+            timeout=600,
+        )
+        assert res["ret"] == 0 and res["status"] == 0, res
+
+
+def test_exec_after_threads_created_many(helper: Helper) -> None:
+    """exec tears down thousands of timers that other threads created."""
+    res = helper.run(
+        [
+            {"op": "rlimit", "resource": "sigpending", "value": 1 << 20},
+            {"op": "threads", "scripts": [[{"op": "create_many", "count": 3000}]] * 2},
+            {"op": "exec", "script": [{"op": "proc_timers"}, create()]},
+        ],
+        expect=5,
+        timeout=600,
+    )
+    assert parse(res[3]["text"]) == []
+    assert res[4]["id"] == 6000
+
+
+def test_fork_while_creating(helper: Helper) -> None:
+    res = helper.one(
+        {
+            "op": "threads",
+            "scripts": [
+                [{"op": "create_many", "count": 5000}],
+                [{"op": "fork", "script": [create(), create()]} for _ in range(30)],
+            ],
+        },
+        timeout=600,
+    )
+    creator, forker = res["results"]
+    assert creator[0]["created"] == 5000
+    for child in forker:
+        assert child["status"] == 0
+        assert [r["id"] for r in child["results"]] == [0, 1], "a child starts at 0"
