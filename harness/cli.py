@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import bench as bench_mod
-from . import kbuild, kconfig, report, series, source
+from . import kbuild, kconfig, kselftest, report, series, source
 from .errors import HarnessError
 from .paths import REPO
 from .results import write_json
@@ -118,6 +119,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
 
 def run_vmtests(kernel: Path, results_dir: Path, extra: list[str]) -> dict[str, object]:
     """Run the vmtests against one kernel; return its results.json."""
+    shutil.rmtree(results_dir, ignore_errors=True)  # no stale results from an earlier run
     cmd = [
         sys.executable,
         "-m",
@@ -157,6 +159,27 @@ def judge(label: str, data: dict[str, object], require: list[str]) -> list[str]:
     return problems
 
 
+def compare_kselftests(results: Path) -> list[str]:
+    """Subtests of the kernel's selftests passing unpatched but not patched."""
+    runs = {}
+    for label in ("unpatched", "patched"):
+        path = results / label / "kselftests.json"
+        if path.exists():
+            runs[label] = json.loads(path.read_text())
+    if len(runs) < 2:
+        return []
+    problems = []
+    for program, statuses in runs["unpatched"].items():
+        after = runs["patched"].get(program, {})
+        for name, status in statuses.items():
+            if status == "pass" and after.get(name) != "pass":
+                problems.append(
+                    f"kselftest {program}: {name} passes unpatched, "
+                    f"{after.get(name, 'missing')} patched"
+                )
+    return problems
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     phases: list[Phase] = []
     problems: list[str] = []
@@ -171,6 +194,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             print(f"host unit tests failed (pytest exit {rc})", file=sys.stderr)
             return 1
     kernels: list[tuple[str, Path]] = []
+    trees: dict[str, Path] = {}
     if args.kernel:
         kernels = [(Path(k).name, Path(k)) for k in args.kernel]
     else:
@@ -181,14 +205,20 @@ def cmd_test(args: argparse.Namespace) -> int:
             with Phase(f"build {t.label} kernel ({args.flavor})") as ph:
                 kernels.append((t.label, kbuild.build(t.tree, args.flavor).image))
             phases.append(ph)
+            trees[t.label] = t.tree
     summary: dict[str, object] = {}
     for label, image in kernels:
+        extra = list(args.pytest_args)
+        tree = trees.get(label)
+        if tree is not None:
+            extra.append(f"--selftests={kselftest.build(tree)}")
         with Phase(f"vmtests on {label}") as ph:
-            data = run_vmtests(image, REPO / "results" / label, args.pytest_args)
+            data = run_vmtests(image, REPO / "results" / label, extra)
         phases.append(ph)
         summary[label] = data
         require = ["sigev_timer_id", "prctl_restore_ids"] if label == "patched" else []
         problems += judge(label, data, require)
+    problems += compare_kselftests(REPO / "results")
     summary["phases"] = {p.name: round(p.seconds, 1) for p in phases}
     write_json(REPO / "results" / "test-summary.json", summary)
     for p in phases:

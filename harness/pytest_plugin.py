@@ -60,6 +60,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="seconds to wait for the guest (TCG is slow)",
     )
     group.addoption(
+        "--selftests",
+        metavar="DIR",
+        help="built tools/testing/selftests/timers of the kernel's tree",
+    )
+    group.addoption(
         "--helper32",
         action="store_true",
         help="drive every test with the -m32 helper (the compat syscalls)",
