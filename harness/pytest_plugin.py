@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from . import helper as helper_mod
+from . import procfs
 from .errors import HarnessError
 from .guest import Dmesg, Guest
 from .helper import Helper
@@ -166,6 +167,12 @@ def _probe_features(guest: Guest, helper: Helper) -> dict[str, bool]:
             {"op": "prctl", "option": 77, "arg2": 2},
         ]
     )
+    order = helper.run(
+        [{"op": "create"}, {"op": "create"}, {"op": "create"}, {"op": "proc_timers"}]
+    )[3]
+    listed = [t.id for t in procfs.parse(order["text"])] if order["ret"] == 0 else []
+    # 6.12 lists newest first; the series lists by ID (stable under churn).
+    feats["proc_timers_by_id"] = listed == [0, 1, 2]
     feats["proc_timers"] = res[0]["ret"] == 0
     feats["sigev_timer_id"] = res[1]["ret"] == 0 and res[1].get("id") == 4242
     feats["prctl_restore_ids"] = res[2]["ret"] in (0, 1)

@@ -40,59 +40,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "compat.h"
+#define PROG_NAME		"ptbench"
 
-#define NSEC_PER_SEC		1000000000LL
+#include "compat.h"
+#include "common.h"
+
 #define NCHUNKS			5
 #define SIGPENDING_WANT		4000000
 #define MAX_WORKERS		1024
 #define MAX_CHILDREN		(MAX_WORKERS + 8)
 #define DEFAULT_TIMEOUT		600
 
-#define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
-#define __printf(a, b)		__attribute__((format(printf, a, b)))
-#define __noreturn		__attribute__((noreturn))
-
 /* ------------------------------------------------------------------ */
-/* Output buffer and JSON writer                                       */
+/* JSON writer                                                         */
 /* ------------------------------------------------------------------ */
-
-struct sbuf {
-	char *buf;
-	size_t len;
-	size_t cap;
-};
-
-static void sb_reserve(struct sbuf *sb, size_t extra)
-{
-	if (sb->len + extra + 1 <= sb->cap)
-		return;
-	while (sb->len + extra + 1 > sb->cap)
-		sb->cap = sb->cap ? sb->cap * 2 : 256;
-	sb->buf = realloc(sb->buf, sb->cap);
-	if (!sb->buf) {
-		fputs("ptbench: out of memory\n", stderr);
-		_exit(3);
-	}
-}
-
-static void __printf(2, 3)
-sb_printf(struct sbuf *sb, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	sb_reserve(sb, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	sb->len += (size_t)n;
-}
 
 /* Our strings are identifiers, cache names and messages: escape minimally */
 static void sb_json_str(struct sbuf *sb, const char *s)
@@ -195,38 +156,6 @@ static void j_int_array(struct json *j, const char *key,
 	for (i = 0; i < n; i++)
 		j_int(j, NULL, v[i]);
 	j_arr_end(j);
-}
-
-/* ------------------------------------------------------------------ */
-/* errno names                                                         */
-/* ------------------------------------------------------------------ */
-
-static const struct {
-	int num;
-	const char *name;
-} errnames[] = {
-	{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { ESRCH, "ESRCH" },
-	{ EINTR, "EINTR" }, { EIO, "EIO" }, { E2BIG, "E2BIG" },
-	{ EBADF, "EBADF" }, { ECHILD, "ECHILD" }, { EAGAIN, "EAGAIN" },
-	{ ENOMEM, "ENOMEM" }, { EACCES, "EACCES" }, { EFAULT, "EFAULT" },
-	{ EBUSY, "EBUSY" }, { EEXIST, "EEXIST" }, { EINVAL, "EINVAL" },
-	{ ENFILE, "ENFILE" }, { EMFILE, "EMFILE" }, { ENOSPC, "ENOSPC" },
-	{ EPIPE, "EPIPE" }, { ERANGE, "ERANGE" }, { ENOSYS, "ENOSYS" },
-	{ EOVERFLOW, "EOVERFLOW" }, { ETIME, "ETIME" },
-	{ EOPNOTSUPP, "EOPNOTSUPP" }, { ETIMEDOUT, "ETIMEDOUT" },
-	{ EPROTO, "EPROTO" },
-};
-
-static const char *errno_name(int num, char *buf, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(errnames); i++) {
-		if (errnames[i].num == num)
-			return errnames[i].name;
-	}
-	snprintf(buf, len, "E%d", num);
-	return buf;
 }
 
 /* ------------------------------------------------------------------ */
@@ -458,30 +387,29 @@ static void reap(pid_t pid, const char *what)
 		    WEXITSTATUS(status));
 }
 
+/* Kill a child that is expected to be blocked, reap it, return its status */
+static int kill_reap(pid_t pid)
+{
+	int status = 0;
+
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	child_track(pid, false);
+	return status;
+}
+
 /*
  * A child that could not get ready exits with its errno as the status;
  * reap it and report that errno.
  */
 static __noreturn void die_child_failed(pid_t pid, const char *what)
 {
-	int status = 0, err = ECHILD;
+	int status = kill_reap(pid), err = ECHILD;
 
-	kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	child_track(pid, false);
 	if (WIFEXITED(status) && WEXITSTATUS(status))
 		err = WEXITSTATUS(status);
 	die(err, "%s: %s", what, strerror(err));
-}
-
-/* Kill a child that is expected to be blocked, and reap it */
-static void kill_reap(pid_t pid)
-{
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	child_track(pid, false);
 }
 
 static void *shared_alloc(size_t size)
@@ -532,17 +460,35 @@ static int recv_byte(int fd)
 	return n == 1 ? c : -1;
 }
 
+/*
+ * spawn() with a pipe each way.  On both sides *rfd and *wfd are that
+ * side's ends; the other side's ends are closed.
+ */
+static pid_t spawn_piped(int *rfd, int *wfd)
+{
+	int up[2], down[2];
+	pid_t pid;
+
+	xpipe(up);
+	xpipe(down);
+	pid = spawn();
+	if (pid == 0) {
+		close(up[0]);
+		close(down[1]);
+		*rfd = down[0];
+		*wfd = up[1];
+	} else {
+		close(up[1]);
+		close(down[0]);
+		*rfd = up[0];
+		*wfd = down[1];
+	}
+	return pid;
+}
+
 /* ------------------------------------------------------------------ */
 /* Timer syscalls                                                      */
 /* ------------------------------------------------------------------ */
-
-static long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
-}
 
 /*
  * timer_create() with SIGEV_NONE plus extra notify flags.  *id is both the
@@ -555,23 +501,13 @@ static int tcreate(int notify_flags, int *id)
 
 	memset(&sev, 0, sizeof(sev));
 	sev.sigev_notify = SIGEV_NONE | notify_flags;
-	return (int)syscall(SYS_timer_create, CLOCK_MONOTONIC, &sev, id);
+	return (int)sys_timer_create(CLOCK_MONOTONIC, &sev, id);
 }
 
 static int tcreate_plain(int *id)
 {
 	*id = -1;
 	return tcreate(0, id);
-}
-
-static int tdelete(int id)
-{
-	return (int)syscall(SYS_timer_delete, id);
-}
-
-static int tgetoverrun(int id)
-{
-	return (int)syscall(SYS_timer_getoverrun, id);
 }
 
 enum exact_method { EXACT_NONE, EXACT_FLAG, EXACT_PRCTL };
@@ -583,15 +519,13 @@ static int exact_begin(int m)
 {
 	if (m != EXACT_PRCTL)
 		return 0;
-	return prctl(PR_TIMER_CREATE_RESTORE_IDS,
-		     PR_TIMER_CREATE_RESTORE_IDS_ON, 0, 0, 0) < 0 ? -1 : 0;
+	return restore_ids_mode(true) < 0 ? -1 : 0;
 }
 
 static void exact_end(int m)
 {
 	if (m == EXACT_PRCTL)
-		prctl(PR_TIMER_CREATE_RESTORE_IDS,
-		      PR_TIMER_CREATE_RESTORE_IDS_OFF, 0, 0, 0);
+		restore_ids_mode(false);
 }
 
 /* Create a timer with ID want; the method's mode must be active */
@@ -797,6 +731,39 @@ static long long create_n(long long count, int *ids)
 	return i;
 }
 
+/* create_n() that dies unless all count timers were created */
+static void create_all(long long count, int *ids)
+{
+	long long done = create_n(count, ids);
+
+	if (done != count)
+		die(errno, "timer_create after %lld timers: %s", done,
+		    strerror(errno));
+}
+
+/*
+ * Fork a child that creates count plain timers, answers 'r' and then
+ * holds them until it is told to exit (any byte or EOF on *wfd) or is
+ * killed.  If the child cannot create them, die with its errno.
+ */
+static pid_t spawn_holder(long long count, int *rfd, int *wfd,
+			  const char *what)
+{
+	pid_t pid = spawn_piped(rfd, wfd);
+
+	if (pid == 0) {
+		if (create_n(count, NULL) != count)
+			_exit(errno & 0xff);
+		send_byte(*wfd, 'r');
+		/* Sleep in read() until told to go or killed */
+		recv_byte(*rfd);
+		_exit(0);
+	}
+	if (recv_byte(*rfd) != 'r')
+		die_child_failed(pid, what);
+	return pid;
+}
+
 /* Random live IDs to look up, drawn before timing */
 static int *lookup_sequence(const int *ids, long long n, long long lookups,
 			    long long seed)
@@ -821,20 +788,20 @@ static long long time_lookups(const int *seq, long long lookups,
 	int c;
 
 	for (i = 0; i < lookups && i < 10000; i++) {
-		if (tgetoverrun(seq[i]) < 0)
+		if (sys_timer_getoverrun(seq[i]) < 0)
 			die(errno, "timer_getoverrun(%d): %s", seq[i],
 			    strerror(errno));
 	}
 	for (c = 0; c < nchunks(lookups); c++) {
 		a = chunk_start(lookups, c);
 		b = chunk_start(lookups, c + 1);
-		t0 = now_ns();
+		t0 = mono_ns();
 		for (i = a; i < b; i++) {
-			if (tgetoverrun(seq[i]) < 0)
+			if (sys_timer_getoverrun(seq[i]) < 0)
 				die(errno, "timer_getoverrun(%d): %s", seq[i],
 				    strerror(errno));
 		}
-		per[c] = (now_ns() - t0) / (b - a);
+		per[c] = (mono_ns() - t0) / (b - a);
 	}
 	return median_ll(per, nchunks(lookups));
 }
@@ -843,54 +810,13 @@ static long long time_lookups(const int *seq, long long lookups,
 /* Restoring a set of IDs (CRIU)                                       */
 /* ------------------------------------------------------------------ */
 
-struct restore_state {
-	long long calls;	/* timer_create + timer_delete */
-	long long max_calls;
-	long long restored;
-	int err;
-	const char *reason;	/* NULL on success; a static string */
-};
-
 /*
- * CRIU's algorithm for kernels without ID control: create and delete
- * until the per-process counter reaches want.  Exact methods create once.
+ * One timer_create() for restore_one(); arg points to the method.  With
+ * EXACT_NONE and id -1 this is a plain create.
  */
-static int restore_one(struct restore_state *st, int m, int want)
+static int restore_create(const void *arg, int id, int *got)
 {
-	int got;
-
-	for (;;) {
-		if (st->calls >= st->max_calls) {
-			st->err = E2BIG;
-			st->reason = "max_calls";
-			return -1;
-		}
-		st->calls++;
-		if (m == EXACT_NONE ? tcreate_plain(&got) :
-				      create_exact(m, want, &got)) {
-			st->err = errno;
-			st->reason = "timer_create";
-			return -1;
-		}
-		if (got == want)
-			return 0;
-		if (m != EXACT_NONE) {
-			st->err = EIO;
-			st->reason = "id_mismatch";
-			return -1;
-		}
-		st->calls++;
-		if (tdelete(got)) {
-			st->err = errno;
-			st->reason = "timer_delete";
-			return -1;
-		}
-		if (got > want) {
-			st->err = ENOSPC;
-			st->reason = "id_skipped";
-			return -1;
-		}
-	}
+	return create_exact(*(const int *)arg, id, got);
 }
 
 static void restore_ids(struct restore_state *st, int m, const int *ids,
@@ -904,7 +830,8 @@ static void restore_ids(struct restore_state *st, int m, const int *ids,
 		return;
 	}
 	for (i = 0; i < count; i++) {
-		if (restore_one(st, m, ids[i]))
+		if (restore_one(st, m == EXACT_NONE, ids[i], restore_create,
+				&m))
 			break;
 		st->restored++;
 	}
@@ -979,10 +906,10 @@ static void *worker_main(void *p)
 
 	gate_add(&a->g->ready);
 	gate_wait(&a->g->go, 1);
-	s->start_ns = now_ns();
+	s->start_ns = mono_ns();
 	if (a->body(a->count, &s->ops))
 		s->err = errno ? errno : EIO;
-	s->end_ns = now_ns();
+	s->end_ns = mono_ns();
 	gate_add(&a->g->done);
 	/* Keep the timers alive until every worker is done */
 	gate_wait(&a->g->quit, 1);
@@ -1088,7 +1015,7 @@ static void run_workers(long long procs, long long threads, long long count,
 				       count, body);
 	}
 	gate_wait_workers(&g->ready, (uint32_t)workers, pids, (int)procs);
-	release = now_ns();
+	release = mono_ns();
 	gate_set(&g->go);
 	gate_wait_workers(&g->done, (uint32_t)workers, pids, (int)procs);
 
@@ -1149,24 +1076,14 @@ struct slabinfo {
 
 static int read_whole(const char *path, struct sbuf *sb)
 {
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int ret, fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return -1;
 	sb->len = 0;
-	for (;;) {
-		sb_reserve(sb, 65536);
-		n = read(fd, sb->buf + sb->len, sb->cap - sb->len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		sb->len += (size_t)n;
-	}
-	sb->buf[sb->len] = '\0';
+	ret = sb_read_fd(sb, fd, 65536);
 	close(fd);
-	return n < 0 ? -1 : 0;
+	return ret;
 }
 
 static void slabinfo_read(struct slabinfo *si)
@@ -1256,16 +1173,16 @@ static void case_pairs(struct json *j)
 	for (c = 0; c < nchunks(n); c++) {
 		a = chunk_start(n, c);
 		b = chunk_start(n, c + 1);
-		t0 = now_ns();
+		t0 = mono_ns();
 		for (i = a; i < b; i++) {
 			if (tcreate_plain(&id))
 				die(errno, "timer_create #%lld: %s", i,
 				    strerror(errno));
-			if (tdelete(id))
+			if (sys_timer_delete(id))
 				die(errno, "timer_delete(%d): %s", id,
 				    strerror(errno));
 		}
-		t0 = now_ns() - t0;
+		t0 = mono_ns() - t0;
 		total += t0;
 		per[c] = t0 / (b - a);
 	}
@@ -1311,10 +1228,10 @@ static void first_create(struct one_create *res, int m, int want)
 			res->err = errno;
 			_exit(0);
 		}
-		t0 = now_ns();
+		t0 = mono_ns();
 		err = m >= 0 ? create_exact(m, want, &res->id) :
 			       tcreate_plain(&res->id);
-		res->ns = now_ns() - t0;
+		res->ns = mono_ns() - t0;
 		if (err)
 			res->err = errno;
 		_exit(0);
@@ -1385,10 +1302,10 @@ static void case_sparse_restore(struct json *j)
 	res->st.max_calls = param_int("max_calls");
 	pid = spawn();
 	if (pid == 0) {
-		long long t0 = now_ns();
+		long long t0 = mono_ns();
 
 		restore_ids(&res->st, m, ids, count);
-		res->elapsed_ns = now_ns() - t0;
+		res->elapsed_ns = mono_ns() - t0;
 		_exit(0);
 	}
 	reap(pid, "sparse_restore");
@@ -1449,14 +1366,11 @@ static void case_lookup(struct json *j)
 {
 	long long n = param_int("n"), lookups = param_int("lookups");
 	int *ids = xcalloc((size_t)n, sizeof(int)), *seq;
-	long long per[NCHUNKS], t0, create_ns, done;
+	long long per[NCHUNKS], t0, create_ns;
 
-	t0 = now_ns();
-	done = create_n(n, ids);
-	if (done != n)
-		die(errno, "timer_create after %lld timers: %s", done,
-		    strerror(errno));
-	create_ns = now_ns() - t0;
+	t0 = mono_ns();
+	create_all(n, ids);
+	create_ns = mono_ns() - t0;
 	seq = lookup_sequence(ids, n, lookups, param_int("seed"));
 	j_int(j, "ns_per_lookup", time_lookups(seq, lookups, per));
 	j_int_array(j, "chunk_ns_per_lookup", per, nchunks(lookups));
@@ -1478,7 +1392,7 @@ static int body_churn(long long count, long long *ops)
 	int id;
 
 	for (*ops = 0; *ops < count; (*ops)++) {
-		if (tcreate_plain(&id) || tdelete(id))
+		if (tcreate_plain(&id) || sys_timer_delete(id))
 			return -1;
 	}
 	return 0;
@@ -1514,7 +1428,7 @@ static void case_neighbour(struct json *j)
 	long long lookups = param_int("lookups"), per[NCHUNKS];
 	long long alone, with, after;
 	int *ids = xcalloc((size_t)vt, sizeof(int)), *seq;
-	int ready[2], cmd[2], c;
+	int rfd, wfd;
 	pid_t pid;
 
 	if (create_n(vt, ids) != vt)
@@ -1522,28 +1436,12 @@ static void case_neighbour(struct json *j)
 	seq = lookup_sequence(ids, vt, lookups, param_int("seed"));
 	alone = time_lookups(seq, lookups, per);
 
-	xpipe(ready);
-	xpipe(cmd);
-	pid = spawn();
-	if (pid == 0) {
-		close(ready[0]);
-		close(cmd[1]);
-		if (create_n(hold, NULL) != hold)
-			_exit(errno & 0xff);
-		send_byte(ready[1], 'r');
-		/* Sleep in read() until killed */
-		recv_byte(cmd[0]);
-		_exit(0);
-	}
-	close(ready[1]);
-	close(cmd[0]);
-	c = recv_byte(ready[0]);
-	if (c != 'r')
-		die_child_failed(pid, "neighbour failed to create its timers");
+	pid = spawn_holder(hold, &rfd, &wfd,
+			   "neighbour failed to create its timers");
 	with = time_lookups(seq, lookups, per);
 	kill_reap(pid);
-	close(ready[0]);
-	close(cmd[1]);
+	close(rfd);
+	close(wfd);
 	after = time_lookups(seq, lookups, per);
 
 	j_int(j, "alone_ns", alone);
@@ -1618,7 +1516,7 @@ static void make_pattern(struct restore_state *st, const char *pattern,
 		}
 		for (k = 0; k < CHURN_SHORT; k++) {
 			st->calls++;
-			if (tdelete(shorts[k]))
+			if (sys_timer_delete(shorts[k]))
 				goto fail;
 		}
 	}
@@ -1716,13 +1614,11 @@ static void delta_add(struct delta_table *t, int rep,
 static void slab_settle(void)
 {
 	long long ms = param_int("settle_ms");
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
 
 	if (!ms)
 		return;
 	syscall(SYS_membarrier, 1 /* MEMBARRIER_CMD_GLOBAL */, 0, 0);
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
+	sleep_ms(ms);
 }
 
 /* One rep: returns the syscall count of the child's pattern */
@@ -1732,39 +1628,32 @@ static long long memory_rep(struct delta_table *t, int rep,
 {
 	struct restore_state *st = shared_alloc(sizeof(*st));
 	struct slabinfo before, after;
-	int up[2], down[2];
+	int rfd, wfd;
 	long long calls;
 	pid_t pid;
 
 	st->max_calls = LLONG_MAX;
-	xpipe(up);
-	xpipe(down);
-	pid = spawn();
-	if (pid == 0) {
-		close(up[0]);
-		close(down[1]);
-		memory_child(st, down[0], up[1], pattern, m, ids, n);
-	}
-	close(up[1]);
-	close(down[0]);
-	if (recv_byte(up[0]) != 'r')
+	pid = spawn_piped(&rfd, &wfd);
+	if (pid == 0)
+		memory_child(st, rfd, wfd, pattern, m, ids, n);
+	if (recv_byte(rfd) != 'r')
 		die(ECHILD, "memory child did not start");
 	slab_settle();
 	slabinfo_read(&before);
-	send_byte(down[1], 'c');
-	if (recv_byte(up[0]) != 'd')
+	send_byte(wfd, 'c');
+	if (recv_byte(rfd) != 'd')
 		die(ECHILD, "memory child died while creating timers");
 	if (st->reason) {
-		send_byte(down[1], 'x');
+		send_byte(wfd, 'x');
 		reap(pid, "memory");
 		die(st->err, "creating the %s pattern failed (%s) after %lld timers",
 		    pattern, st->reason, st->restored);
 	}
 	slab_settle();
 	slabinfo_read(&after);
-	send_byte(down[1], 'x');
-	close(up[0]);
-	close(down[1]);
+	send_byte(wfd, 'x');
+	close(rfd);
+	close(wfd);
 	reap(pid, "memory");
 	delta_add(t, rep, &before, &after);
 	free(before.s);
@@ -1944,20 +1833,17 @@ static long long read_timers_file(char *buf, size_t size, long long *entries)
 
 static void case_proc_read(struct json *j)
 {
-	long long n = param_int("n"), entries = 0, bytes = 0, t0, done;
+	long long n = param_int("n"), entries = 0, bytes = 0, t0;
 	int reads = (int)param_int("reads"), r;
 	long long *ns = xcalloc((size_t)reads, sizeof(long long));
 	size_t size = 1 << 16;
 	char *buf = xcalloc(size, 1);
 
-	done = create_n(n, NULL);
-	if (done != n)
-		die(errno, "timer_create after %lld timers: %s", done,
-		    strerror(errno));
+	create_all(n, NULL);
 	for (r = 0; r < reads; r++) {
-		t0 = now_ns();
+		t0 = mono_ns();
 		bytes = read_timers_file(buf, size, &entries);
-		ns[r] = now_ns() - t0;
+		ns[r] = mono_ns() - t0;
 	}
 	j_int(j, "ns_per_read", median_ll(ns, reads));
 	j_int(j, "ns_per_read_min", min_ll(ns, reads));
@@ -1976,32 +1862,18 @@ static const struct param exit_params[] = {
 /* Fork a child holding count timers; time "exit now" to waitpid() */
 static long long time_exit(long long count)
 {
-	int up[2], down[2];
+	int rfd, wfd;
 	long long t0;
 	pid_t pid;
 
-	xpipe(up);
-	xpipe(down);
-	pid = spawn();
-	if (pid == 0) {
-		close(up[0]);
-		close(down[1]);
-		if (create_n(count, NULL) != count)
-			_exit(errno & 0xff);
-		send_byte(up[1], 'r');
-		recv_byte(down[0]);
-		_exit(0);
-	}
-	close(up[1]);
-	close(down[0]);
-	if (recv_byte(up[0]) != 'r')
-		die_child_failed(pid, "exit child failed to create its timers");
-	t0 = now_ns();
-	send_byte(down[1], 'x');
+	pid = spawn_holder(count, &rfd, &wfd,
+			   "exit child failed to create its timers");
+	t0 = mono_ns();
+	send_byte(wfd, 'x');
 	reap(pid, "exit");
-	t0 = now_ns() - t0;
-	close(up[0]);
-	close(down[1]);
+	t0 = mono_ns() - t0;
+	close(rfd);
+	close(wfd);
 	return t0;
 }
 

@@ -30,15 +30,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PROG_NAME		"ptimerctl"
+
 #include "compat.h"
+#include "common.h"
 
 #define PTIMERCTL_VERSION	"1.0"
-#define NSEC_PER_SEC		1000000000LL
-#define NSEC_PER_MSEC		1000000LL
 #define JSON_MAX_DEPTH		64
-
-#define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
-#define __printf(a, b)		__attribute__((format(printf, a, b)))
 
 /*
  * On 32-bit userspace the classic timer_settime/gettime syscalls use a
@@ -74,90 +72,14 @@ static int had_error;
 /* Small utilities                                                     */
 /* ------------------------------------------------------------------ */
 
-static void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p) {
-		fputs("ptimerctl: out of memory\n", stderr);
-		_exit(3);
-	}
-	return p;
-}
-
 static pid_t sys_gettid(void)
 {
 	return (pid_t)syscall(SYS_gettid);
 }
 
-static long long now_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
-}
-
 static void set_error_flag(void)
 {
 	__atomic_store_n(&had_error, 1, __ATOMIC_RELAXED);
-}
-
-/* Growable string buffer; all JSON output is built in one of these */
-struct sbuf {
-	char *buf;
-	size_t len;
-	size_t cap;
-};
-
-static void sb_reserve(struct sbuf *sb, size_t extra)
-{
-	if (sb->len + extra + 1 <= sb->cap)
-		return;
-	while (sb->len + extra + 1 > sb->cap)
-		sb->cap = sb->cap ? sb->cap * 2 : 128;
-	sb->buf = xrealloc(sb->buf, sb->cap);
-}
-
-static void sb_putn(struct sbuf *sb, const char *s, size_t n)
-{
-	sb_reserve(sb, n);
-	memcpy(sb->buf + sb->len, s, n);
-	sb->len += n;
-	sb->buf[sb->len] = '\0';
-}
-
-static void sb_puts(struct sbuf *sb, const char *s)
-{
-	sb_putn(sb, s, strlen(s));
-}
-
-static void sb_putc(struct sbuf *sb, char c)
-{
-	sb_putn(sb, &c, 1);
-}
-
-static void __printf(2, 3)
-sb_printf(struct sbuf *sb, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	sb_reserve(sb, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	sb->len += (size_t)n;
-}
-
-static void sb_free(struct sbuf *sb)
-{
-	free(sb->buf);
-	memset(sb, 0, sizeof(*sb));
 }
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 */
@@ -229,99 +151,6 @@ static void sb_json_str(struct sbuf *sb, const char *s, size_t n)
 		}
 	}
 	sb_putc(sb, '"');
-}
-
-/* ------------------------------------------------------------------ */
-/* errno names                                                         */
-/* ------------------------------------------------------------------ */
-
-struct errname {
-	int num;
-	const char *name;
-};
-
-/*
- * Aliases (EWOULDBLOCK, EDEADLOCK, ENOTSUP) are left out so that lookups
- * give the canonical name.  The kernel-internal codes at the end should
- * never reach userspace; naming them makes such bugs obvious.
- */
-static const struct errname errnames[] = {
-	{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { ESRCH, "ESRCH" },
-	{ EINTR, "EINTR" }, { EIO, "EIO" }, { ENXIO, "ENXIO" },
-	{ E2BIG, "E2BIG" }, { ENOEXEC, "ENOEXEC" }, { EBADF, "EBADF" },
-	{ ECHILD, "ECHILD" }, { EAGAIN, "EAGAIN" }, { ENOMEM, "ENOMEM" },
-	{ EACCES, "EACCES" }, { EFAULT, "EFAULT" }, { ENOTBLK, "ENOTBLK" },
-	{ EBUSY, "EBUSY" }, { EEXIST, "EEXIST" }, { EXDEV, "EXDEV" },
-	{ ENODEV, "ENODEV" }, { ENOTDIR, "ENOTDIR" }, { EISDIR, "EISDIR" },
-	{ EINVAL, "EINVAL" }, { ENFILE, "ENFILE" }, { EMFILE, "EMFILE" },
-	{ ENOTTY, "ENOTTY" }, { ETXTBSY, "ETXTBSY" }, { EFBIG, "EFBIG" },
-	{ ENOSPC, "ENOSPC" }, { ESPIPE, "ESPIPE" }, { EROFS, "EROFS" },
-	{ EMLINK, "EMLINK" }, { EPIPE, "EPIPE" }, { EDOM, "EDOM" },
-	{ ERANGE, "ERANGE" }, { EDEADLK, "EDEADLK" },
-	{ ENAMETOOLONG, "ENAMETOOLONG" }, { ENOLCK, "ENOLCK" },
-	{ ENOSYS, "ENOSYS" }, { ENOTEMPTY, "ENOTEMPTY" }, { ELOOP, "ELOOP" },
-	{ ENOMSG, "ENOMSG" }, { EIDRM, "EIDRM" }, { ECHRNG, "ECHRNG" },
-	{ EL2NSYNC, "EL2NSYNC" }, { EL3HLT, "EL3HLT" }, { EL3RST, "EL3RST" },
-	{ ELNRNG, "ELNRNG" }, { EUNATCH, "EUNATCH" }, { ENOCSI, "ENOCSI" },
-	{ EL2HLT, "EL2HLT" }, { EBADE, "EBADE" }, { EBADR, "EBADR" },
-	{ EXFULL, "EXFULL" }, { ENOANO, "ENOANO" }, { EBADRQC, "EBADRQC" },
-	{ EBADSLT, "EBADSLT" }, { EBFONT, "EBFONT" }, { ENOSTR, "ENOSTR" },
-	{ ENODATA, "ENODATA" }, { ETIME, "ETIME" }, { ENOSR, "ENOSR" },
-	{ ENONET, "ENONET" }, { ENOPKG, "ENOPKG" }, { EREMOTE, "EREMOTE" },
-	{ ENOLINK, "ENOLINK" }, { EADV, "EADV" }, { ESRMNT, "ESRMNT" },
-	{ ECOMM, "ECOMM" }, { EPROTO, "EPROTO" }, { EMULTIHOP, "EMULTIHOP" },
-	{ EDOTDOT, "EDOTDOT" }, { EBADMSG, "EBADMSG" },
-	{ EOVERFLOW, "EOVERFLOW" }, { ENOTUNIQ, "ENOTUNIQ" },
-	{ EBADFD, "EBADFD" }, { EREMCHG, "EREMCHG" }, { ELIBACC, "ELIBACC" },
-	{ ELIBBAD, "ELIBBAD" }, { ELIBSCN, "ELIBSCN" },
-	{ ELIBMAX, "ELIBMAX" }, { ELIBEXEC, "ELIBEXEC" },
-	{ EILSEQ, "EILSEQ" }, { ERESTART, "ERESTART" },
-	{ ESTRPIPE, "ESTRPIPE" }, { EUSERS, "EUSERS" },
-	{ ENOTSOCK, "ENOTSOCK" }, { EDESTADDRREQ, "EDESTADDRREQ" },
-	{ EMSGSIZE, "EMSGSIZE" }, { EPROTOTYPE, "EPROTOTYPE" },
-	{ ENOPROTOOPT, "ENOPROTOOPT" },
-	{ EPROTONOSUPPORT, "EPROTONOSUPPORT" },
-	{ ESOCKTNOSUPPORT, "ESOCKTNOSUPPORT" }, { EOPNOTSUPP, "EOPNOTSUPP" },
-	{ EPFNOSUPPORT, "EPFNOSUPPORT" }, { EAFNOSUPPORT, "EAFNOSUPPORT" },
-	{ EADDRINUSE, "EADDRINUSE" }, { EADDRNOTAVAIL, "EADDRNOTAVAIL" },
-	{ ENETDOWN, "ENETDOWN" }, { ENETUNREACH, "ENETUNREACH" },
-	{ ENETRESET, "ENETRESET" }, { ECONNABORTED, "ECONNABORTED" },
-	{ ECONNRESET, "ECONNRESET" }, { ENOBUFS, "ENOBUFS" },
-	{ EISCONN, "EISCONN" }, { ENOTCONN, "ENOTCONN" },
-	{ ESHUTDOWN, "ESHUTDOWN" }, { ETOOMANYREFS, "ETOOMANYREFS" },
-	{ ETIMEDOUT, "ETIMEDOUT" }, { ECONNREFUSED, "ECONNREFUSED" },
-	{ EHOSTDOWN, "EHOSTDOWN" }, { EHOSTUNREACH, "EHOSTUNREACH" },
-	{ EALREADY, "EALREADY" }, { EINPROGRESS, "EINPROGRESS" },
-	{ ESTALE, "ESTALE" }, { EUCLEAN, "EUCLEAN" }, { ENOTNAM, "ENOTNAM" },
-	{ ENAVAIL, "ENAVAIL" }, { EISNAM, "EISNAM" },
-	{ EREMOTEIO, "EREMOTEIO" }, { EDQUOT, "EDQUOT" },
-	{ ENOMEDIUM, "ENOMEDIUM" }, { EMEDIUMTYPE, "EMEDIUMTYPE" },
-	{ ECANCELED, "ECANCELED" }, { ENOKEY, "ENOKEY" },
-	{ EKEYEXPIRED, "EKEYEXPIRED" }, { EKEYREVOKED, "EKEYREVOKED" },
-	{ EKEYREJECTED, "EKEYREJECTED" }, { EOWNERDEAD, "EOWNERDEAD" },
-	{ ENOTRECOVERABLE, "ENOTRECOVERABLE" }, { ERFKILL, "ERFKILL" },
-	{ EHWPOISON, "EHWPOISON" },
-	{ 512, "ERESTARTSYS" }, { 513, "ERESTARTNOINTR" },
-	{ 514, "ERESTARTNOHAND" }, { 515, "ENOIOCTLCMD" },
-	{ 516, "ERESTART_RESTARTBLOCK" }, { 517, "EPROBE_DEFER" },
-	{ 518, "EOPENSTALE" }, { 519, "ENOPARAM" }, { 521, "EBADHANDLE" },
-	{ 522, "ENOTSYNC" }, { 523, "EBADCOOKIE" }, { 524, "ENOTSUPP" },
-	{ 525, "ETOOSMALL" }, { 526, "ESERVERFAULT" }, { 527, "EBADTYPE" },
-	{ 528, "EJUKEBOX" }, { 529, "EIOCBQUEUED" }, { 530, "ERECALLCONFLICT" },
-	{ 531, "ENOGRACE" },
-};
-
-/* Returns a static name, or formats "E<num>" into buf */
-static const char *errno_name(int num, char *buf, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(errnames); i++) {
-		if (errnames[i].num == num)
-			return errnames[i].name;
-	}
-	snprintf(buf, len, "E%d", num);
-	return buf;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1158,12 +987,7 @@ static long do_create(const struct create_args *a, int want, int *id)
 	if (a->bad_id)
 		idp = (void *)1;
 	*id = want;
-	return syscall(SYS_timer_create, (long)a->clock, sevp, idp);
-}
-
-static long do_delete(int id)
-{
-	return syscall(SYS_timer_delete, (long)id);
+	return sys_timer_create(a->clock, sevp, idp);
 }
 
 static void ns_to_kts(long long ns, struct kts *ts)
@@ -1283,7 +1107,7 @@ static int op_delete(struct ctx *c, const struct jval *op, struct sbuf *r)
 
 	if (arg_req_i32(c, op, "id", &id))
 		return OP_ERR;
-	ret = do_delete(id);
+	ret = sys_timer_delete(id);
 	res_ret(r, ret, errno);
 	return OP_OK;
 }
@@ -1342,7 +1166,7 @@ static int op_getoverrun(struct ctx *c, const struct jval *op,
 
 	if (arg_req_i32(c, op, "id", &id))
 		return OP_ERR;
-	ret = syscall(SYS_timer_getoverrun, (long)id);
+	ret = sys_timer_getoverrun(id);
 	res_ret(r, ret, errno);
 	return OP_OK;
 }
@@ -1401,9 +1225,8 @@ static int op_proc_timers(struct ctx *c, const struct jval *op,
 			  struct sbuf *r)
 {
 	struct sbuf text = { 0 };
-	char path[64], buf[4096];
-	ssize_t n = 0;
-	int pid, fd, err;
+	char path[64];
+	int pid, fd, ret, err;
 
 	if (arg_i32(c, op, "pid", getpid(), &pid))
 		return OP_ERR;
@@ -1413,16 +1236,11 @@ static int op_proc_timers(struct ctx *c, const struct jval *op,
 		res_ret(r, -1, errno);
 		return OP_OK;
 	}
-	sb_putn(&text, "", 0);
 	/* seq_file output may need several reads */
-	while ((n = read(fd, buf, sizeof(buf))) > 0 ||
-	       (n < 0 && errno == EINTR)) {
-		if (n > 0)
-			sb_putn(&text, buf, (size_t)n);
-	}
+	ret = sb_read_fd(&text, fd, 4096);
 	err = errno;
 	close(fd);
-	if (n < 0) {
+	if (ret) {
 		res_ret(r, -1, err);
 	} else {
 		res_int(r, "ret", 0);
@@ -1465,16 +1283,12 @@ static int op_spin(struct ctx *c, const struct jval *op, struct sbuf *r)
 
 static int op_sleep(struct ctx *c, const struct jval *op, struct sbuf *r)
 {
-	struct timespec ts;
 	long long ms;
 
 	if (arg_int(c, op, "ms", true, 0, 0, LLONG_MAX / NSEC_PER_MSEC, &ms))
 		return OP_ERR;
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000 * NSEC_PER_MSEC);
 	/* Blocked signals do not interrupt; restart on stop/continue */
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
+	sleep_ms(ms);
 	res_int(r, "ret", 0);
 	return OP_OK;
 }
@@ -1607,9 +1421,7 @@ static int op_fork(struct ctx *c, const struct jval *op, struct sbuf *r)
 {
 	const struct jval *script;
 	struct sbuf out = { 0 };
-	char buf[4096];
 	int pfd[2], wstatus = 0;
-	ssize_t n;
 	pid_t pid;
 
 	if (arg_array(c, op, "script", &script))
@@ -1643,11 +1455,7 @@ static int op_fork(struct ctx *c, const struct jval *op, struct sbuf *r)
 		_exit(had_error ? 2 : 0);
 	}
 	close(pfd[1]);
-	while ((n = read(pfd[0], buf, sizeof(buf))) > 0 ||
-	       (n < 0 && errno == EINTR)) {
-		if (n > 0)
-			sb_putn(&out, buf, (size_t)n);
-	}
+	sb_read_fd(&out, pfd[0], 4096);
 	close(pfd[0]);
 	while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
 		;
@@ -1841,7 +1649,7 @@ static int op_delete_range(struct ctx *c, const struct jval *op,
 	    arg_req_i32(c, op, "last", &last))
 		return OP_ERR;
 	for (i = first; i <= last; i++) {
-		if (do_delete((int)i))
+		if (sys_timer_delete((int)i))
 			bad++;
 		else
 			ok++;
@@ -1866,54 +1674,10 @@ static const struct name_val restore_modes[] = {
 	{ NULL, 0 }
 };
 
-struct restore_state {
-	long long calls;	/* timer_create + timer_delete */
-	long long max_calls;
-	int err;		/* errno for the result */
-	const char *reason;	/* why the restore stopped */
-};
-
-/*
- * Creates a timer with ID want.  legacy is CRIU's algorithm for kernels
- * without ID control: create and delete until the counter reaches want.
- * Like CRIU, an overshooting timer is deleted before giving up.
- */
-static int restore_one(struct restore_state *st, const struct create_args *a,
-		       bool legacy, int want)
+/* One timer_create() for restore_one(); arg is the struct create_args */
+static int restore_create(const void *arg, int id, int *got)
 {
-	int got;
-
-	for (;;) {
-		if (st->calls >= st->max_calls) {
-			st->err = E2BIG;
-			st->reason = "max_calls";
-			return -1;
-		}
-		st->calls++;
-		if (do_create(a, legacy ? -1 : want, &got)) {
-			st->err = errno;
-			st->reason = "timer_create";
-			return -1;
-		}
-		if (got == want)
-			return 0;
-		if (!legacy) {
-			st->err = EIO;
-			st->reason = "id_mismatch";
-			return -1;
-		}
-		st->calls++;
-		if (do_delete(got)) {
-			st->err = errno;
-			st->reason = "timer_delete";
-			return -1;
-		}
-		if (got > want) {
-			st->err = ENOSPC;
-			st->reason = "id_skipped";
-			return -1;
-		}
-	}
+	return do_create(arg, id, got) ? -1 : 0;
 }
 
 static int op_criu_restore(struct ctx *c, const struct jval *op,
@@ -1923,7 +1687,7 @@ static int op_criu_restore(struct ctx *c, const struct jval *op,
 	const struct jval *ids, *mode_v;
 	struct create_args a;
 	long long start;
-	size_t i, restored = 0;
+	size_t i;
 	int mode = RESTORE_LEGACY;
 
 	if (arg_array(c, op, "ids", &ids) ||
@@ -1944,21 +1708,18 @@ static int op_criu_restore(struct ctx *c, const struct jval *op,
 		a.notify |= SIGEV_TIMER_ID;
 
 	start = now_ns(CLOCK_MONOTONIC);
-	if (mode == RESTORE_PRCTL &&
-	    prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_ON,
-		  0, 0, 0)) {
+	if (mode == RESTORE_PRCTL && restore_ids_mode(true)) {
 		st.err = errno;
 		st.reason = "prctl";
 	}
 	for (i = 0; !st.reason && i < ids->len; i++) {
-		if (restore_one(&st, &a, mode == RESTORE_LEGACY,
-				(int)ids->items[i]->num))
+		if (restore_one(&st, mode == RESTORE_LEGACY,
+				(int)ids->items[i]->num, restore_create, &a))
 			break;
-		restored++;
+		st.restored++;
 	}
 	if (mode == RESTORE_PRCTL)
-		prctl(PR_TIMER_CREATE_RESTORE_IDS,
-		      PR_TIMER_CREATE_RESTORE_IDS_OFF, 0, 0, 0);
+		restore_ids_mode(false);
 
 	res_ret(r, st.reason ? -1 : 0, st.err);
 	if (st.reason) {
@@ -1966,7 +1727,7 @@ static int op_criu_restore(struct ctx *c, const struct jval *op,
 		if (i < ids->len && strcmp(st.reason, "prctl"))
 			res_int(r, "failed_id", ids->items[i]->num);
 	}
-	res_int(r, "restored", (long long)restored);
+	res_int(r, "restored", st.restored);
 	res_int(r, "syscalls", st.calls);
 	res_int(r, "elapsed_ns", now_ns(CLOCK_MONOTONIC) - start);
 	return OP_OK;
