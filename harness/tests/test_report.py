@@ -75,7 +75,7 @@ def test_reports_render(tmp_path: Path) -> None:
     assert {p.name for p in paths} == {"summary.md", "report.html", "cover-table.txt"}
     md = (tmp_path / "summary.md").read_text()
     assert "**Accelerator: TCG**" in md
-    assert "| c.lookup.100k | ns_per_lookup | 101 ns (100 ns–102 ns) |" in md
+    assert "| c.lookup.100k | ns_per_lookup | 101 ns (100 ns\u2013102 ns) |" in md
     html = (tmp_path / "report.html").read_text()
     assert html.count("<svg") == 2
     table = (tmp_path / "cover-table.txt").read_text()
