@@ -218,6 +218,17 @@ def cmd_test(args: argparse.Namespace) -> int:
         summary[label] = data
         require = ["sigev_timer_id", "prctl_restore_ids"] if label == "patched" else []
         problems += judge(label, data, require)
+        if not args.no_compat:
+            # The same ABI once more through the 32-bit compat syscalls.
+            with Phase(f"vmtests on {label} via the -m32 helper") as ph:
+                compat = run_vmtests(
+                    image,
+                    REPO / "results" / f"{label}-compat",
+                    [*args.pytest_args, "--helper32", "-k", "not bench and not kselftest"],
+                )
+            phases.append(ph)
+            summary[f"{label}-compat"] = compat
+            problems += judge(f"{label} (-m32)", compat, require)
     problems += compare_kselftests(REPO / "results")
     summary["phases"] = {p.name: round(p.seconds, 1) for p in phases}
     write_json(REPO / "results" / "test-summary.json", summary)
@@ -390,6 +401,9 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--which", choices=["all", "unpatched", "patched"], default="all")
         sp.add_argument("--kernel", action="append", help="test this bzImage instead of building")
         sp.add_argument("--skip-unit", action="store_true")
+        sp.add_argument(
+            "--no-compat", action="store_true", help="skip the second run through the -m32 helper"
+        )
         sp.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     return p
 
