@@ -31,15 +31,17 @@ def fail_off() -> Op:
 
 @pytest.fixture
 def failslab(guest: Guest) -> Iterator[Guest]:
+    # Filters first, probability last: between the two, every allocation of
+    # every task in the guest would fail.
     knobs = {
-        "probability": "100",
+        "task-filter": "Y",
+        "cache-filter": "Y",
+        "ignore-gfp-wait": "N",
         "interval": "1",
         "times": "-1",
-        "verbose": "1",
-        "task-filter": "Y",
-        "ignore-gfp-wait": "N",
-        "cache-filter": "Y",
         "space": "0",
+        "verbose": "1",
+        "probability": "100",
     }
     for k, v in knobs.items():
         guest.run(f"echo {v} > {FS}/{k}", check=True)
@@ -97,15 +99,15 @@ def test_xarray_node_allocation_failure(
 def test_page_allocation_failure(helper: Helper, guest: Guest) -> None:
     fpa = "/sys/kernel/debug/fail_page_alloc"
     for k, v in {
-        "probability": "100",
-        "interval": "1",
-        "times": "-1",
-        "verbose": "0",
         "task-filter": "Y",
         "ignore-gfp-wait": "N",
-        "ignore-gfp-highmem": "N",
+        "ignore-gfp-highmem": "Y",  # user pages: the helper must not OOM
         "min-order": "0",
+        "interval": "1",
+        "times": "-1",
         "space": "0",
+        "verbose": "0",
+        "probability": "100",
     }.items():
         guest.run(f"echo {v} > {fpa}/{k}", check=True)
     try:
