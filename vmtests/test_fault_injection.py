@@ -21,6 +21,11 @@ from harness.helper import Helper, Op
 FS = "/sys/kernel/debug/failslab"
 
 
+def lock_memory() -> Op:
+    """No page faults (9p reads of the binary) while failures are injected."""
+    return {"op": "mlockall"}
+
+
 def fail_on() -> Op:
     return {"op": "write_file", "path": "/proc/self/make-it-fail", "data": "1"}
 
@@ -63,11 +68,11 @@ def injected(guest: Guest) -> int:
 def test_timer_allocation_failure(helper: Helper, failslab: Guest, cache: str) -> None:
     failslab.run(f"echo 1 > /sys/kernel/slab/{cache}/failslab", check=True)
     before = injected(failslab)
-    res = helper.run([create(), fail_on(), create(), create(), fail_off(), create()])
+    res = helper.run([create(), lock_memory(), fail_on(), create(), create(), fail_off(), create()])
     assert res[0]["id"] == 0
-    assert err(res[2]) == "EAGAIN"
     assert err(res[3]) == "EAGAIN"
-    assert res[5]["id"] == 1, "failed allocations must not consume IDs"
+    assert err(res[4]) == "EAGAIN"
+    assert res[6]["id"] == 1, "failed allocations must not consume IDs"
     assert injected(failslab) > before
 
 
@@ -78,20 +83,20 @@ def test_xarray_node_allocation_failure(
     """ID 0 lives in the array's head; ID 1 needs the first node."""
     failslab.run("echo 1 > /sys/kernel/slab/radix_tree_node/failslab", check=True)
     before = injected(failslab)
-    ops: list[Op] = [create(), fail_on(), create()]
+    ops: list[Op] = [create(), lock_memory(), fail_on(), create()]
     if features["sigev_timer_id"]:
         ops.append(create(id=4096, flags=["timer_id"]))
     ops += [fail_off(), create()]
     res = helper.run(ops)
     hit = injected(failslab) > before
     if hit:
-        assert err(res[2]) == "EAGAIN", "a failed node allocation must fail the create"
+        assert err(res[3]) == "EAGAIN", "a failed node allocation must fail the create"
         if features["sigev_timer_id"]:
-            assert err(res[3]) == "EAGAIN"
+            assert err(res[4]) == "EAGAIN"
         assert res[-1]["id"] == 1, "no ID consumed"
     else:
         # Timers are not stored in an xarray on this kernel (e.g. unpatched 6.12).
-        assert res[2]["id"] == 1
+        assert res[3]["id"] == 1
         assert res[-1]["id"] == 2
 
 
@@ -114,6 +119,7 @@ def test_page_allocation_failure(helper: Helper, guest: Guest) -> None:
         res = helper.run(
             [
                 {"op": "rlimit", "resource": "sigpending", "value": 1 << 20},
+                lock_memory(),
                 fail_on(),
                 {"op": "create_many", "count": 20000},
                 fail_off(),
@@ -123,7 +129,7 @@ def test_page_allocation_failure(helper: Helper, guest: Guest) -> None:
         )
     finally:
         guest.run(f"echo 0 > {fpa}/probability", check=True)
-    many = res[2]
+    many = res[3]
     assert many["created"] < 20000, "new slab pages are needed for 20000 timers"
     assert many["errno"] in {"EAGAIN", "ENOMEM"}
-    assert res[4]["id"] == many["created"], "the failed creates consumed no IDs"
+    assert res[5]["id"] == many["created"], "the failed creates consumed no IDs"

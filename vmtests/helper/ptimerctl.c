@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -1319,6 +1320,21 @@ static int op_write_file(struct ctx *c, const struct jval *op, struct sbuf *r)
 	return OP_OK;
 }
 
+/*
+ * Lock all current and future pages in memory, so that the process takes
+ * no page faults (on the host's 9p root) while fault injection is aimed at
+ * it: a failed page cache read there is a SIGBUS, not a test result.
+ */
+static int op_mlockall(struct ctx *c, const struct jval *op, struct sbuf *r)
+{
+	int ret = mlockall(MCL_CURRENT | MCL_FUTURE);
+
+	(void)c;
+	(void)op;
+	res_ret(r, ret, errno);
+	return OP_OK;
+}
+
 static int op_prctl(struct ctx *c, const struct jval *op, struct sbuf *r)
 {
 	long long a[5];
@@ -1810,6 +1826,7 @@ static const struct op_desc ops[] = {
 	{ "spin", op_spin, ms_keys },
 	{ "sleep", op_sleep, ms_keys },
 	{ "write_file", op_write_file, write_file_keys },
+	{ "mlockall", op_mlockall, no_keys },
 	{ "prctl", op_prctl, prctl_keys },
 	{ "rlimit", op_rlimit, rlimit_keys },
 	{ "fork", op_fork, script_keys },
