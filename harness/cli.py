@@ -231,7 +231,8 @@ def cmd_test(args: argparse.Namespace) -> int:
             problems += judge(f"{label} (-m32)", compat, require)
     problems += compare_kselftests(REPO / "results")
     summary["phases"] = {p.name: round(p.seconds, 1) for p in phases}
-    write_json(REPO / "results" / "test-summary.json", summary)
+    name = "test-summary.json" if args.flavor == "default" else f"test-summary-{args.flavor}.json"
+    write_json(REPO / "results" / name, summary)
     for p in phases:
         print(f"[time] {p.name}: {p.seconds:.1f}s")
     if problems:
