@@ -180,6 +180,23 @@ def compare_kselftests(results: Path) -> list[str]:
     return problems
 
 
+def compare_fuzz(results: Path) -> list[str]:
+    """The no-flag fuzz trace must be identical on unpatched and patched."""
+    runs = {}
+    for label in ("unpatched", "patched"):
+        path = results / label / "fuzz.json"
+        if path.exists():
+            runs[label] = json.loads(path.read_text())
+    if len(runs) < 2 or runs["unpatched"]["seed"] != runs["patched"]["seed"]:
+        return []
+    if runs["unpatched"]["sha256"] != runs["patched"]["sha256"]:
+        return [
+            f"fuzz (seed {runs['patched']['seed']}): the no-flag trace differs between "
+            "unpatched and patched"
+        ]
+    return []
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     phases: list[Phase] = []
     problems: list[str] = []
@@ -230,6 +247,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             summary[f"{label}-compat"] = compat
             problems += judge(f"{label} (-m32)", compat, require)
     problems += compare_kselftests(REPO / "results")
+    problems += compare_fuzz(REPO / "results")
     summary["phases"] = {p.name: round(p.seconds, 1) for p in phases}
     name = "test-summary.json" if args.flavor == "default" else f"test-summary-{args.flavor}.json"
     write_json(REPO / "results" / name, summary)
