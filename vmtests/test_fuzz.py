@@ -59,7 +59,11 @@ def random_create(rnd: random.Random, pid_pool: list[int], with_flag: bool) -> O
     if r < 0.6:
         op["notify"] = rnd.choice(["signal", "none", "thread", "thread_id", "null"])
     else:
-        op["notify_raw"] = rnd.choice([rnd.randint(0, 15), rnd.randint(-(2**31), 2**31 - 1)])
+        raw = rnd.choice([rnd.randint(0, 15), rnd.randint(-(2**31), 2**31 - 1)])
+        # Bit 3 is SIGEV_TIMER_ID: without the flag it must stay clear, or
+        # the input is a flag request (read before anything is allocated)
+        # and legitimately differs from 6.12, where it consumes an ID.
+        op["notify_raw"] = raw if with_flag else raw & ~8
     op["signo"] = rnd.randint(-3, 70)
     if op.get("notify") == "thread_id" or rnd.random() < 0.2:
         op["tid"] = rnd.choice(["self", *pid_pool])
