@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import bench as bench_mod
 from . import kbuild, kconfig, kselftest, report, series, source
@@ -159,14 +160,20 @@ def judge(label: str, data: dict[str, object], require: list[str]) -> list[str]:
     return problems
 
 
-def compare_kselftests(results: Path) -> list[str]:
-    """Subtests of the kernel's selftests passing unpatched but not patched."""
+def _both(results: Path, name: str) -> dict[str, Any] | None:
+    """``name`` from the unpatched and the patched results, if both exist."""
     runs = {}
     for label in ("unpatched", "patched"):
-        path = results / label / "kselftests.json"
+        path = results / label / name
         if path.exists():
             runs[label] = json.loads(path.read_text())
-    if len(runs) < 2:
+    return runs if len(runs) == 2 else None
+
+
+def compare_kselftests(results: Path) -> list[str]:
+    """Subtests of the kernel's selftests passing unpatched but not patched."""
+    runs = _both(results, "kselftests.json")
+    if runs is None:
         return []
     problems = []
     for program, statuses in runs["unpatched"].items():
@@ -182,12 +189,8 @@ def compare_kselftests(results: Path) -> list[str]:
 
 def compare_fuzz(results: Path) -> list[str]:
     """The no-flag fuzz trace must be identical on unpatched and patched."""
-    runs = {}
-    for label in ("unpatched", "patched"):
-        path = results / label / "fuzz.json"
-        if path.exists():
-            runs[label] = json.loads(path.read_text())
-    if len(runs) < 2 or runs["unpatched"]["seed"] != runs["patched"]["seed"]:
+    runs = _both(results, "fuzz.json")
+    if runs is None or runs["unpatched"]["seed"] != runs["patched"]["seed"]:
         return []
     if runs["unpatched"]["sha256"] != runs["patched"]["sha256"]:
         return [
