@@ -51,43 +51,31 @@ def cases(scale: float = 1.0) -> list[Case]:
     def n(x: int) -> int:
         return max(10, int(x * scale))
 
-    out = [
-        Case("a.pairs", "pairs", {"n": n(100_000)}, "ns_per_pair"),
-        Case(
-            "a.exact_high.flag",
-            "exact_high",
-            {"exact": "flag", "id": INT_MAX - 1, "reps": 20},
-            "ns",
-            needs="flag",
-        ),
-        Case(
-            "a.exact_high.prctl",
-            "exact_high",
-            {"exact": "prctl", "id": INT_MAX - 1, "reps": 20},
-            "ns",
-            needs="prctl",
-        ),
-        Case(
-            "b.sparse.legacy",
-            "sparse_restore",
-            {"mode": "legacy", "count": n(1000), "span": n(1_000_000)},
-            "elapsed_ns",
-        ),
-        Case(
-            "b.sparse.flag",
-            "sparse_restore",
-            {"mode": "flag", "count": n(1000), "span": n(1_000_000)},
-            "elapsed_ns",
-            needs="flag",
-        ),
-        Case(
-            "b.sparse.prctl",
-            "sparse_restore",
-            {"mode": "prctl", "count": n(1000), "span": n(1_000_000)},
-            "elapsed_ns",
-            needs="prctl",
-        ),
-    ]
+    out = [Case("a.pairs", "pairs", {"n": n(100_000)}, "ns_per_pair")]
+    for how in ("flag", "prctl"):
+        out.append(
+            Case(
+                f"a.exact_high.{how}",
+                "exact_high",
+                {"exact": how, "id": INT_MAX - 1, "reps": 20},
+                "ns",
+                needs=how,
+            )
+        )
+    sparse = {"count": n(1000), "span": n(1_000_000)}
+    out.append(
+        Case("b.sparse.legacy", "sparse_restore", {"mode": "legacy", **sparse}, "elapsed_ns")
+    )
+    for how in ("flag", "prctl"):
+        out.append(
+            Case(
+                f"b.sparse.{how}",
+                "sparse_restore",
+                {"mode": how, **sparse},
+                "elapsed_ns",
+                needs=how,
+            )
+        )
     for count in (20_000, 50_000, 100_000):
         out.append(
             Case(f"c.create.{count // 1000}k", "create_many", {"n": n(count)}, "ns_per_create")

@@ -8,7 +8,6 @@ prose can always be traced back to a raw measurement.
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,8 +79,3 @@ def markdown_summary(run: RunRecord) -> str:
     if skipped:
         lines += ["## Skipped", ""] + [f"- `{t.nodeid}`: {t.message[:200]}" for t in skipped] + [""]
     return "\n".join(lines)
-
-
-def median_range(values: list[float]) -> tuple[float, float, float]:
-    """(median, min, max) of a non-empty sample."""
-    return statistics.median(values), min(values), max(values)

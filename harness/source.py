@@ -137,20 +137,6 @@ def base_commit(tree: Path) -> str:
     return git(tree, "rev-list", "--max-parents=0", "HEAD").splitlines()[0]
 
 
-def kernel_release(tree: Path) -> str:
-    """VERSION.PATCHLEVEL.SUBLEVEL from the top-level Makefile."""
-    fields: dict[str, str] = {}
-    for line in (tree / "Makefile").read_text().splitlines()[:10]:
-        key, _, val = line.partition("=")
-        fields[key.strip()] = val.strip()
-    try:
-        return f"{fields['VERSION']}.{fields['PATCHLEVEL']}.{fields['SUBLEVEL']}"
-    except KeyError:
-        raise SetupError(
-            f"{tree} does not look like a kernel tree (no VERSION in Makefile)"
-        ) from None
-
-
 def user_tree(path: Path) -> Path:
     """Validate a user-supplied kernel tree (``--source DIR``)."""
     path = path.expanduser().resolve()
