@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import kbuild, source
@@ -20,41 +21,106 @@ from .errors import HarnessError, SeriesError
 from .paths import REPO
 
 SKIP = 125
+#: Exit status that makes ``git bisect run`` stop (128 and above abort).
+ABORT = 128
 
 
 def step(tree: Path, flavor: str, pytest_args: list[str]) -> int:
-    """One bisection step; returns the exit code git bisect run expects."""
+    """One bisection step; returns the exit code git bisect run expects.
+
+    pytest's own output goes to a per-commit log; one line per step is
+    printed (``bisect-step: <commit> <subject>: good|bad|skip|abort``) so a
+    bisection reads as a short list of verdicts.
+    """
+    head = source.git(tree, "rev-parse", "--short=12", "HEAD")
+    subject = source.git(tree, "log", "-1", "--format=%s")
+    out_dir = REPO / "results" / "bisect" / head
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+
+    def report(code: int, why: str) -> int:
+        print(
+            f"bisect-step: {head} {subject}: {_WORDS.get(code, str(code))} "
+            f"({why}) [{time.monotonic() - start:.0f}s]",
+            flush=True,
+        )
+        return code
+
     try:
         kernel = kbuild.build(tree, flavor)
     except HarnessError as exc:
-        print(exc.render(), file=sys.stderr)
-        return SKIP
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "vmtests/",
-            f"--kernel={kernel.image}",
-            "--bisect",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--results-dir",
-            str(REPO / "results" / "bisect" / source.git(tree, "rev-parse", "--short", "HEAD")),
-            *pytest_args,
-        ],
-        cwd=REPO,
-    )
-    if proc.returncode == 0:
-        return 0
-    if proc.returncode in (SKIP, 3, 4):  # infrastructure, boot failure, usage error
-        return SKIP
-    return 1
+        (out_dir / "error.txt").write_text(exc.render() + "\n")
+        return report(SKIP, f"{exc.message}")
+    log = out_dir / "pytest.log"
+    with log.open("w") as out:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "vmtests/",
+                f"--kernel={kernel.image}",
+                "--bisect",
+                "-q",
+                "-rf",
+                "-p",
+                "no:cacheprovider",
+                "--results-dir",
+                str(out_dir),
+                *pytest_args,
+            ],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    code = verdict(proc.returncode)
+    return report(code, _why(log.read_text(errors="replace"), proc.returncode, log))
 
 
-def run(tree: Path, good: str, bad: str, flavor: str, pytest_args: list[str]) -> str:
-    """Bisect in ``tree``; return the first bad commit's hash."""
+_WORDS = {0: "good", 1: "bad", SKIP: "skip", ABORT: "abort"}
+
+
+def _why(output: str, pytest_exit: int, log: Path) -> str:
+    """The line that explains a verdict: pytest's summary, failures first."""
+    lines = output.splitlines()
+    failed = [li for li in lines if li.startswith(("FAILED ", "ERROR "))]
+    summary = next((li.strip("= ") for li in reversed(lines) if li.startswith("=")), "")
+    parts = [summary or f"pytest exit {pytest_exit}"]
+    if failed:
+        parts.append(failed[0] + (f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""))
+    return "; ".join(parts) + f"; log {log}"
+
+
+def verdict(pytest_exit: int) -> int:
+    """Map ``pytest --bisect``'s exit status to what ``git bisect run`` expects.
+
+    The plugin already says 0/1/125/128.  Of pytest's own statuses, an
+    interruption (2), a usage error (4) or no selected tests (5) would be
+    the same at every commit: stop.  An internal error (3) or anything
+    else is no verdict on this commit: skip it.
+    """
+    if pytest_exit in (0, 1, SKIP, ABORT):
+        return pytest_exit
+    if pytest_exit in (2, 4, 5):
+        return ABORT
+    return SKIP
+
+
+def run(
+    tree: Path,
+    good: str,
+    bad: str,
+    flavor: str,
+    pytest_args: list[str],
+    step_cmd: list[str] | None = None,
+) -> str:
+    """Bisect in ``tree``; return the first bad commit's hash.
+
+    ``git bisect run`` drives :func:`step` (through ``ptimers bisect-step``,
+    or ``step_cmd`` -- the host tests use a stand-in);
+    its chatter and the steps' lines go to ``results/bisect/bisect.log``,
+    the steps' verdicts and git's progress lines to the terminal.
+    """
     env = {**os.environ, **source.GIT_ENV}
 
     def git(*args: str) -> subprocess.CompletedProcess[str]:
@@ -62,12 +128,21 @@ def run(tree: Path, good: str, bad: str, flavor: str, pytest_args: list[str]) ->
             ["git", "-C", str(tree), *args], capture_output=True, text=True, env=env
         )
 
+    status = git("status", "--porcelain", "--untracked-files=no")
+    if status.stdout.strip():
+        raise SeriesError(
+            f"{tree} has uncommitted changes; git bisect would check out over them",
+            hint="commit or stash them first",
+            detail=status.stdout,
+        )
     git("bisect", "reset")
-    start = git("bisect", "start", bad, good)
-    if start.returncode:
-        raise SeriesError("git bisect start failed", detail=start.stderr)
+    started = git("bisect", "start", bad, good)
+    if started.returncode:
+        raise SeriesError("git bisect start failed", detail=started.stderr)
+    log = REPO / "results" / "bisect" / "bisect.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     try:
-        cmd = [
+        cmd = step_cmd or [
             sys.executable,
             "-m",
             "harness",
@@ -79,22 +154,42 @@ def run(tree: Path, good: str, bad: str, flavor: str, pytest_args: list[str]) ->
             "--",
             *pytest_args,
         ]
-        proc = subprocess.run(
+        print(started.stdout.strip(), flush=True)
+        text = _stream(
             ["git", "-C", str(tree), "bisect", "run", *cmd],
-            text=True,
-            capture_output=True,
-            env={**env, "PYTHONPATH": str(REPO)},
+            {**env, "PYTHONPATH": str(REPO)},
+            log,
         )
-        sys.stdout.write(proc.stdout[-5000:])
-        m = re.search(r"^([0-9a-f]{40}) is the first bad commit", proc.stdout, re.M)
+        m = re.search(r"^([0-9a-f]{40}) is the first bad commit", text, re.M)
         if m is None:
             raise SeriesError(
                 "git bisect run did not name a first bad commit",
-                detail=(proc.stdout + proc.stderr)[-3000:],
+                hint=f"full log: {log}",
+                detail=text[-3000:],
             )
         return m.group(1)
     finally:
         git("bisect", "reset")
+
+
+_SHOWN = re.compile(r"^(bisect-step: |Bisecting: |[0-9a-f]{40} is the first bad commit|bisect )")
+
+
+def _stream(cmd: list[str], env: dict[str, str], log: Path) -> str:
+    """Run ``cmd``, log everything, echo the lines a person follows; return all."""
+    seen: list[str] = []
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            seen.append(line)
+            if _SHOWN.match(line):
+                print(line.rstrip(), flush=True)
+        proc.wait()
+    return "".join(seen)
 
 
 # (file, old, new, subject) of the throwaway commits; the second breaks the ABI.

@@ -10,7 +10,8 @@ Registered from the repository's root conftest.  Responsibilities:
   tests whose feature is missing (bisecting inside the series works);
 * ``results.json``, ``summary.md`` and a JUnit file per run;
 * with ``--bisect``, infrastructure failures exit 125 (``git bisect run``
-  skips the commit) and real failures exit 1.
+  skips the commit), real failures exit 1 -- including a kernel that
+  crashes or hangs in a test -- and usage errors 128 (abort the bisection).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .splat import Detector, report
 from .vm import VirtmeVM, tail
 
 INFRA_EXIT = 125
+BISECT_ABORT = 128
 _VMTESTS = "vmtests"
 
 
@@ -99,7 +101,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bench: benchmark smoke case")
     results_dir = Path(config.getoption("--results-dir"))
     if config.getoption("--kernel"):
-        kernel = resolve_kernel(config.getoption("--kernel"))
+        try:
+            kernel = resolve_kernel(config.getoption("--kernel"))
+        except pytest.UsageError as exc:
+            if not config.getoption("--bisect"):
+                raise
+            # Mid-bisection a missing image means this commit did not build.
+            pytest.exit(f"error: {exc}", returncode=INFRA_EXIT)
         config.stash[_KERNEL] = kernel
         if not config.option.xmlpath:
             config.option.xmlpath = str(results_dir / "junit.xml")
@@ -117,6 +125,7 @@ class _State:
         self.dmesg: Dmesg | None = None
         self.run: RunRecord | None = None
         self.infra_error: str | None = None
+        self.crashed: str | None = None
         self.detector = Detector.default()
 
 
@@ -276,11 +285,15 @@ def pytest_runtest_makereport(
     state = item.config.stash[_STATE]
     if rep.when != "call" or not _is_vmtest(item) or state.guest is None:
         return
-    vm = state.vm
-    if vm is not None and not vm.alive():
+    if (crash := _guest_crash(state, call)) is not None:
+        # The kernel under test crashed or hung in this test: that is the
+        # test's failure (a bad commit when bisecting), not infrastructure.
+        # Later tests would only time out one by one: stop the session.
         rep.outcome = "failed"
-        rep.longrepr = f"the guest died during this test; console tail:\n{tail(vm.console, 60)}"
-        state.infra_error = "guest died"
+        console = tail(state.vm.console, 60) if state.vm is not None else "(no console)"
+        rep.longrepr = f"the guest {crash} during this test; console tail:\n{console}"
+        state.crashed = crash
+        item.session.shouldfail = f"the guest {crash} in {item.nodeid}"
         return
     if state.dmesg is None:
         return
@@ -295,6 +308,44 @@ def pytest_runtest_makereport(
         rep.outcome = "failed"
         prev = str(rep.longrepr) + "\n\n" if rep.longrepr else ""
         rep.longrepr = prev + report(splats)
+
+
+def _guest_crash(state: _State, call: pytest.CallInfo[None]) -> str | None:
+    """How the guest died or hung during the test just run, or None."""
+    vm = state.vm
+    if vm is None:
+        return None
+    if (marker := vm.console_failure()) is not None:
+        return f"crashed ({marker!r} on the console)"
+    if not vm.alive():
+        return "died (QEMU exited)"
+    if call.excinfo is not None and call.excinfo.errisinstance(HarnessError):
+        # A guest command timed out or the link dropped: is the guest still there?
+        assert state.guest is not None
+        try:
+            state.guest.run("true", timeout=30)
+        except HarnessError:
+            return "stopped answering"
+    return None
+
+
+def bisect_exit(exitstatus: int, infra_error: str | None, crashed: str | None) -> int:
+    """The exit status ``git bisect run`` needs for this session.
+
+    0 good, 1 bad (a test failed, or the kernel crashed or hung in a test),
+    125 skip (the kernel could not be tested: build, config, boot or
+    helper problems), 128 abort (a usage error or no tests selected would
+    give the same answer at every commit; stopping beats a wrong verdict).
+    """
+    if crashed:
+        return 1
+    if infra_error:
+        return INFRA_EXIT
+    if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
+        return BISECT_ABORT
+    if exitstatus == pytest.ExitCode.INTERNAL_ERROR:
+        return INFRA_EXIT
+    return 0 if exitstatus == pytest.ExitCode.OK else 1
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -325,10 +376,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         write_json(state.results_dir / "results.json", state.run.to_json())
         (state.results_dir / "summary.md").write_text(markdown_summary(state.run))
     if config.getoption("--bisect"):
-        if state.infra_error:
-            session.exitstatus = INFRA_EXIT
-        elif exitstatus not in (0, 5):
-            session.exitstatus = 1
+        session.exitstatus = bisect_exit(int(exitstatus), state.infra_error, state.crashed)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
