@@ -55,8 +55,22 @@ class KernelTarget:
     tree: Path
 
 
-def targets(which: str) -> list[KernelTarget]:
-    """Unpatched base, plus the patched tree when the series has patches."""
+def targets(which: str, source_dir: Path | None = None) -> list[KernelTarget]:
+    """Unpatched base, plus the patched tree when the series has patches.
+
+    With ``source_dir`` (``--source DIR``) the user's tree is the base and
+    the series is applied onto its HEAD with ``git am -3`` in a worktree of
+    its own (see :func:`series.onto`); conflicts are named file by file.
+    """
+    if source_dir is not None:
+        tree = source.user_tree(source_dir)
+        out = [KernelTarget("unpatched", tree)]
+        if which in {"all", "patched"}:
+            ser = series.read()
+            if not ser.patches:
+                raise HarnessError("patches/ holds no series to apply")
+            out.append(KernelTarget("patched", series.onto(tree, ser)))
+        return out[1:] if which == "patched" else out
     base = source.extract()
     pinned_have = source.installed_version(source.PINNED.package) or ""
     if note := source.version_note(source.PINNED, pinned_have):
@@ -89,10 +103,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    if args.source:
-        tree = source.user_tree(args.source)
-    else:
-        tree = targets("patched" if args.patched else "unpatched")[0].tree
+    tree = targets("patched" if args.patched else "unpatched", args.source)[0].tree
     kernel = kbuild.build(tree, args.flavor, extra=args.config, force=args.force)
     print(kernel.image)
     return 0
@@ -102,7 +113,11 @@ def cmd_boot(args: argparse.Namespace) -> int:
     from .guest import Guest
     from .vm import VirtmeVM
 
-    image = Path(args.kernel)
+    if args.kernel:
+        image = Path(args.kernel)
+    else:
+        tree = targets("patched" if args.patched else "unpatched", args.source)[0].tree
+        image = kbuild.build(tree, args.flavor).image
     with VirtmeVM(image, REPO / "results" / "boot", boot_timeout=args.boot_timeout) as vm:
         guest = Guest(vm.port)
         ssh = guest.connect()
@@ -219,7 +234,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         kernels = [(Path(k).name, Path(k)) for k in args.kernel]
     else:
         with Phase("sources") as ph:
-            tgts = targets(args.which)
+            tgts = targets(args.which, getattr(args, "source", None))
         phases.append(ph)
         for t in tgts:
             with Phase(f"build {t.label} kernel ({args.flavor})") as ph:
@@ -385,7 +400,10 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--patched", action="store_true", help="build with the series applied")
             sp.add_argument("--force", action="store_true", help="rebuild even if cached")
     sp = add("boot", cmd_boot, "boot a kernel and run a command in it over SSH")
-    sp.add_argument("--kernel", required=True)
+    sp.add_argument("--kernel", help="bzImage to boot (default: build --source/--patched)")
+    sp.add_argument("--source", type=Path, help="build and boot your own kernel tree")
+    sp.add_argument("--patched", action="store_true", help="with the series applied")
+    sp.add_argument("--flavor", default="default")
     sp.add_argument("--boot-timeout", type=float, default=240.0)
     sp.add_argument("--timeout", type=float, default=600.0)
     sp.add_argument("command", nargs="*")
@@ -422,6 +440,12 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--flavor", default="default")
         sp.add_argument("--which", choices=["all", "unpatched", "patched"], default="all")
         sp.add_argument("--kernel", action="append", help="test this bzImage instead of building")
+        if name == "test":  # the main job's benchmark compares Debian's kernels
+            sp.add_argument(
+                "--source",
+                type=Path,
+                help="your own kernel git tree as the base (the series is applied onto its HEAD)",
+            )
         sp.add_argument("--skip-unit", action="store_true")
         sp.add_argument(
             "--no-compat", action="store_true", help="skip the second run through the -m32 helper"

@@ -78,6 +78,9 @@ def tree_identity(tree: Path) -> str:
         ).stdout.strip()
 
     try:
+        # A plain tree inside another repository must not borrow its identity.
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != tree.resolve():
+            raise OSError(f"{tree} is not the top of a git work tree")
         if not git("status", "--porcelain", "--untracked-files=normal"):
             return git("rev-parse", "HEAD^{tree}")
         index = Path(git("rev-parse", "--path-format=absolute", "--git-path", "index"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SeriesError
-from .paths import PATCHES_DIR
+from .paths import PATCHES_DIR, cache_dir
 from .source import GIT_ENV, base_commit, git
 
 _SUBJECT = re.compile(r"^Subject: (.*)$", re.M)
@@ -121,27 +121,79 @@ def worktree(base_tree: Path, series: Series, name: str = "patched") -> Path:
     return dest
 
 
-def apply(tree: Path, series: Series, upto: int | None = None) -> None:
-    """``git am`` each patch in order; stop hard at the first that fails."""
+def apply(tree: Path, series: Series, upto: int | None = None, three_way: bool = False) -> None:
+    """``git am`` each patch in order; stop hard at the first that fails.
+
+    ``three_way`` (for trees that are not the base) lets git merge where
+    the context moved; what still conflicts is named file by file.
+    """
     env = {**os.environ, **GIT_ENV}
     for patch in series.patches:
         if upto is not None and patch.number > upto:
             break
+        cmd = ["git", "-C", str(tree), "am", "-q", "--keep-cr"]
         proc = subprocess.run(
-            ["git", "-C", str(tree), "am", "-q", "--keep-cr", str(patch.path)],
+            [*cmd, *(["-3"] if three_way else []), str(patch.path)],
             capture_output=True,
             text=True,
             env=env,
         )
         if proc.returncode != 0:
+            output = (proc.stdout + proc.stderr).strip()
+            files = conflicted_files(tree, output)
             # --abort needs a committer identity too (it resets with a reflog
             # entry); without GIT_ENV it fails on hosts with no git identity.
             subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True, env=env)
+            where = f": conflicts in {', '.join(files)}" if files else ""
             raise SeriesError(
-                f"patch {patch.path.name} ({patch.subject}) does not apply to {tree}",
-                hint="rebase the series branch and regenerate patches/ with git format-patch",
-                detail=(proc.stdout + proc.stderr).strip(),
+                f"patch {patch.path.name} ({patch.subject}) does not apply to {tree}{where}",
+                hint="rebase the series branch onto this tree (git am -3 the patches, resolve, "
+                "git am --continue) and regenerate patches/ with 'ptimers series export'",
+                detail=output,
             )
+
+
+_FAILED = re.compile(r"^error: (?:patch failed: )?(?P<file>[^:\s]+)(?::\d+)?: ", re.M)
+
+
+def conflicted_files(tree: Path, am_output: str) -> list[str]:
+    """Files a failed ``git am`` could not apply (unmerged, or rejected hunks)."""
+    unmerged = git(tree, "diff", "--name-only", "--diff-filter=U", check=False).split()
+    if unmerged:
+        return sorted(set(unmerged))
+    return sorted({m.group("file") for m in _FAILED.finditer(am_output)})
+
+
+def onto(tree: Path, series: Series) -> Path:
+    """The series applied on top of a user's kernel tree (``--source DIR``).
+
+    ``tree`` itself is never touched: the series is applied with
+    ``git am -3`` in a worktree of its repository under the cache, checked
+    out at ``tree``'s HEAD (uncommitted changes are not included, and the
+    user is told so).
+    """
+    head = git(tree, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
+    top = git(tree, "rev-parse", "--show-toplevel", check=False)
+    if not head or not top or Path(top).resolve() != tree.resolve():
+        raise SeriesError(
+            f"{tree} is not a git tree with a commit; --patched applies the series with git am",
+            hint="in that tree: git init && git add -A -f && git commit -m base",
+        )
+    if git(tree, "status", "--porcelain", "--untracked-files=no"):
+        print(
+            f"warning: {tree} has uncommitted changes; the series is applied to its HEAD",
+            flush=True,
+        )
+    tag = hashlib.sha256(str(tree.resolve()).encode()).hexdigest()[:8]
+    root = cache_dir("src", "user", f"{tree.name}-{tag}")
+    scratch = root / "series-apply"
+    _worktree_at(tree, scratch, head)
+    git(scratch, "am", "--abort", check=False)
+    git(scratch, "reset", "-q", "--hard", head)
+    apply(scratch, series, three_way=True)
+    dest = root / "patched"
+    _worktree_at(tree, dest, git(scratch, "rev-parse", "HEAD"))
+    return dest
 
 
 def export(tree: Path, branch: str, description: str, out: Path = PATCHES_DIR) -> list[Path]:

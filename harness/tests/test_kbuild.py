@@ -126,3 +126,12 @@ def test_progress_counts_build_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     assert err.getvalue().startswith("  build: 1 steps, ")
     p.done()
     assert err.getvalue().count("\n") == 1
+
+
+def test_plain_tree_inside_a_repo_is_not_that_repo(tree: Path) -> None:
+    """A tarball unpacked inside some checkout must not share its identity."""
+    nested = tree / "unpacked-linux"
+    nested.mkdir()
+    (nested / "Makefile").write_text("all:\n")
+    with pytest.raises(BuildError, match="is not a git tree"):
+        kbuild.tree_identity(nested)

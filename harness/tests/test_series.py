@@ -152,3 +152,57 @@ def test_check_base_mismatch(repo: Repo, tmp_path: Path) -> None:
 
 def test_check_base_accepts_series_without_base(repo: Repo) -> None:
     series.check_base(series.Series(None, [], None), repo.tree)
+
+
+def _user_tree(repo: Repo, tmp_path: Path, timers: str) -> Path:
+    """A user's tree (--source DIR): the base plus a commit of its own."""
+    user = clone_at_base(repo, tmp_path / "user")
+    (user / "timers.c").write_text(timers)
+    (user / "README").write_text("a maintainer branch\n")
+    git(user, "add", "-A")
+    git(user, "commit", "-q", "-m", "maintainer work")
+    return user
+
+
+def test_onto_user_tree_merges_moved_context(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTIMERS_CACHE", str(tmp_path / "cache"))
+    # The user's tree added a line before the patched one: plain am would
+    # still apply; -3 keeps it working when the context itself moved.
+    user = _user_tree(repo, tmp_path, "int first;\nint a;\nint b;\nint c;\n")
+    head = git(user, "rev-parse", "HEAD")
+    patched = series.onto(user, series.read(repo.patches))
+    assert (patched / "timers.c").read_text() == "int first;\nint a;\nint b2;\nint c;\n"
+    assert (patched / "ids.c").exists()
+    assert git(patched, "rev-parse", "HEAD~2") == head
+    # The user's own checkout is untouched.
+    assert git(user, "rev-parse", "HEAD") == head
+    assert git(user, "status", "--porcelain") == ""
+    assert patched.is_relative_to(tmp_path / "cache")
+
+
+def test_onto_user_tree_names_conflicting_files(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTIMERS_CACHE", str(tmp_path / "cache"))
+    user = _user_tree(repo, tmp_path, "int a;\nint b_renamed;\nint c;\n")
+    with pytest.raises(SeriesError) as info:
+        series.onto(user, series.read(repo.patches))
+    assert info.value.message.startswith("patch 0001-")
+    assert info.value.message.endswith(": conflicts in timers.c")
+    assert info.value.hint is not None and "git am -3" in info.value.hint
+
+
+def test_onto_refuses_a_tree_without_git(tmp_path: Path, repo: Repo) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(SeriesError, match="not a git tree"):
+        series.onto(plain, series.read(repo.patches))
+
+
+def test_onto_refuses_a_plain_tree_inside_another_repo(repo: Repo) -> None:
+    nested = repo.tree / "nested-linux"
+    nested.mkdir()
+    with pytest.raises(SeriesError, match="not a git tree"):
+        series.onto(nested, series.read(repo.patches))
