@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import kbuild, source
+from . import kbuild, kselftest, source
 from .errors import HarnessError, SeriesError
 from .paths import REPO
 
@@ -48,6 +48,7 @@ def step(tree: Path, flavor: str, pytest_args: list[str]) -> int:
 
     try:
         kernel = kbuild.build(tree, flavor)
+        selftests = kselftest.build(tree)
     except HarnessError as exc:
         (out_dir / "error.txt").write_text(exc.render() + "\n")
         return report(SKIP, f"{exc.message}")
@@ -60,6 +61,7 @@ def step(tree: Path, flavor: str, pytest_args: list[str]) -> int:
                 "pytest",
                 "vmtests/",
                 f"--kernel={kernel.image}",
+                f"--selftests={selftests}",
                 "--bisect",
                 "-q",
                 "-rf",

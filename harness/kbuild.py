@@ -199,6 +199,20 @@ def configure(
     return config
 
 
+def configured_objdir(tree: Path, flavor: str = "default") -> Path:
+    """The tree's object directory, configured (not built) if it is not yet.
+
+    For per-file work (sparse on a few objects) when the kernel itself may
+    come from the cache and its object directory may have been cleaned.
+    """
+    objdir = _objdir(tree, flavor)
+    if not (objdir / ".config").exists():
+        comp = kconfig.compose(flavor, source=tree)
+        cc = "ccache gcc" if shutil.which("ccache") else "gcc"
+        configure(tree, comp, objdir, objdir / "build.log", cc)
+    return objdir
+
+
 def build(
     tree: Path,
     flavor: str = "default",

@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import kbuild, series, source
-from .errors import HarnessError, SeriesError
+from . import kbuild, kselftest, series, source
+from .errors import HarnessError, SeriesError, SetupError
 from .paths import HELPER_DIR, REPO
 
 _SPARSE_LINE = re.compile(r"^(?P<file>[^:\s]+\.[ch]):\d+:\d+: (?P<msg>(warning|error): .*)$")
@@ -68,8 +68,10 @@ def touched_c_files(tree: Path) -> list[str]:
 
 def sparse(tree: Path, objdir: Path, files: list[str]) -> set[str]:
     """Sparse messages (file + message, without line numbers) for ``files``."""
-    if not files or shutil.which("sparse") is None:
+    if not files:
         return set()
+    if shutil.which("sparse") is None:
+        raise SetupError("sparse is not installed", hint="apt-get install sparse")
     objs = [f[:-2] + ".o" for f in files]
     proc = _run(
         ["make", f"O={objdir}", f"ARCH={kbuild.ARCH}", "C=2", "CHECK=sparse", "-j2", *objs], tree
@@ -142,7 +144,8 @@ def headers_check(tree: Path, objdir: Path) -> str:
     return "headers ok"
 
 
-def vmtests(image: Path, results_dir: Path) -> str:
+def vmtests(image: Path, results_dir: Path, selftests: Path) -> str:
+    """The whole vmtest suite, plus the tree's own timer selftests."""
     proc = subprocess.run(
         [
             sys.executable,
@@ -151,6 +154,7 @@ def vmtests(image: Path, results_dir: Path) -> str:
             "vmtests/",
             f"--kernel={image}",
             f"--results-dir={results_dir}",
+            f"--selftests={selftests}",
             "-q",
             "-p",
             "no:cacheprovider",
@@ -201,9 +205,8 @@ def check(args: argparse.Namespace) -> int:
                 raise SeriesError(f"sparse: {len(added)} new warning(s)", detail="\n".join(added))
             notes.append(f"sparse ok ({len(files)} files)")
             if not args.no_boot:
-                notes.append(
-                    vmtests(kernel.image, REPO / "results" / "series-check" / f"{patch.number:04d}")
-                )
+                results = REPO / "results" / "series-check" / f"{patch.number:04d}"
+                notes.append(vmtests(kernel.image, results, kselftest.build(tree)))
             print(
                 f"{step}: " + ", ".join(notes) + f" [{time.monotonic() - start:.0f}s]", flush=True
             )
@@ -234,8 +237,5 @@ def _am(tree: Path, patch: Path) -> None:
 
 
 def _sparse_at_base(base: Path, path: str, flavor: str) -> set[str]:
-    """Sparse messages for one file at the base (needs a configured base objdir)."""
-    objdir = kbuild._objdir(base, flavor)
-    if not (objdir / ".config").exists():
-        kbuild.build(base, flavor)
-    return sparse(base, objdir, [path])
+    """Sparse messages for one file at the base (configures the base objdir if needed)."""
+    return sparse(base, kbuild.configured_objdir(base, flavor), [path])
