@@ -437,7 +437,7 @@ def test_cpu_clock_timers_fire_after_spin(ptimerctl: Path) -> None:
             {"op": "settime", "id": 0, "value_ns": 20 * MS},
             {"op": "settime", "id": 1, "value_ns": 20 * MS},
             {"op": "wait_signal", "timeout_ms": 0},
-            {"op": "spin", "ms": 60},
+            {"op": "spin", "ms": 300},
             {"op": "wait_signal", "signo": SIGUSR1, "timeout_ms": 1000},
             {"op": "wait_signal", "signo": SIGUSR2, "timeout_ms": 1000},
         ],
@@ -445,7 +445,7 @@ def test_cpu_clock_timers_fire_after_spin(ptimerctl: Path) -> None:
     assert res[4]["errno"] == "EAGAIN"  # no CPU time burnt yet
     assert res[5] == {"op": "spin", "ret": 0}
     assert res[6]["timerid"] == 0 and res[7]["timerid"] == 1
-    assert time.monotonic() - t0 >= 0.06
+    assert time.monotonic() - t0 >= 0.3
 
 
 def test_sleep(ptimerctl: Path) -> None:
