@@ -35,6 +35,11 @@ class Patch:
     def number(self) -> int:
         return int(self.path.name.split("-", 1)[0])
 
+    @property
+    def title(self) -> str:
+        """The subject without git's ``[PATCH n/m]`` prefix."""
+        return re.sub(r"^\[[^]]*\]\s*", "", self.subject)
+
 
 @dataclass(frozen=True)
 class Series:
@@ -121,11 +126,18 @@ def worktree(base_tree: Path, series: Series, name: str = "patched") -> Path:
     return dest
 
 
-def apply(tree: Path, series: Series, upto: int | None = None, three_way: bool = False) -> None:
+def apply(
+    tree: Path,
+    series: Series,
+    upto: int | None = None,
+    three_way: bool = False,
+    target: str | None = None,
+) -> None:
     """``git am`` each patch in order; stop hard at the first that fails.
 
     ``three_way`` (for trees that are not the base) lets git merge where
     the context moved; what still conflicts is named file by file.
+    ``target`` names the tree in errors when ``tree`` is a scratch worktree.
     """
     env = {**os.environ, **GIT_ENV}
     for patch in series.patches:
@@ -140,28 +152,41 @@ def apply(tree: Path, series: Series, upto: int | None = None, three_way: bool =
         )
         if proc.returncode != 0:
             output = (proc.stdout + proc.stderr).strip()
-            files = conflicted_files(tree, output)
+            files = conflicted_files(tree, patch.path)
             # --abort needs a committer identity too (it resets with a reflog
             # entry); without GIT_ENV it fails on hosts with no git identity.
             subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True, env=env)
             where = f": conflicts in {', '.join(files)}" if files else ""
             raise SeriesError(
-                f"patch {patch.path.name} ({patch.subject}) does not apply to {tree}{where}",
+                f"patch {patch.path.name} ({patch.title}) does not apply to "
+                f"{target or tree}{where}",
                 hint="rebase the series branch onto this tree (git am -3 the patches, resolve, "
                 "git am --continue) and regenerate patches/ with 'ptimers series export'",
                 detail=output,
             )
 
 
-_FAILED = re.compile(r"^error: (?:patch failed: )?(?P<file>[^:\s]+)(?::\d+)?: ", re.M)
+_REJECTED = re.compile(
+    r"^error: (?:patch failed: (?P<hunk>\S+):\d+"
+    r"|(?P<file>\S+): (?:does not exist in index|No such file or directory|already exists))$",
+    re.M,
+)
 
 
-def conflicted_files(tree: Path, am_output: str) -> list[str]:
-    """Files a failed ``git am`` could not apply (unmerged, or rejected hunks)."""
+def conflicted_files(tree: Path, patch: Path) -> list[str]:
+    """Files of ``patch`` that a failed ``git am`` could not apply to ``tree``.
+
+    After a three-way merge the unmerged paths say it; when git could not
+    even build a merge base (the tree lacks the patch's preimage blobs) a
+    plain ``git apply --check`` names the files whose hunks are rejected.
+    """
     unmerged = git(tree, "diff", "--name-only", "--diff-filter=U", check=False).split()
     if unmerged:
         return sorted(set(unmerged))
-    return sorted({m.group("file") for m in _FAILED.finditer(am_output)})
+    proc = subprocess.run(
+        ["git", "-C", str(tree), "apply", "--check", str(patch)], capture_output=True, text=True
+    )
+    return sorted({m.group("hunk") or m.group("file") for m in _REJECTED.finditer(proc.stderr)})
 
 
 def onto(tree: Path, series: Series) -> Path:
@@ -190,7 +215,7 @@ def onto(tree: Path, series: Series) -> Path:
     _worktree_at(tree, scratch, head)
     git(scratch, "am", "--abort", check=False)
     git(scratch, "reset", "-q", "--hard", head)
-    apply(scratch, series, three_way=True)
+    apply(scratch, series, three_way=True, target=f"{tree} (HEAD {head[:12]})")
     dest = root / "patched"
     _worktree_at(tree, dest, git(scratch, "rev-parse", "HEAD"))
     return dest

@@ -184,7 +184,7 @@ def check(args: argparse.Namespace) -> int:
     step = ""
     try:
         for patch in ser.patches:
-            step = f"{patch.number:04d} {patch.subject}"
+            step = f"{patch.number:04d} {patch.title}"
             start = time.monotonic()
             _am(tree, patch.path)
             notes = []

@@ -190,6 +190,9 @@ def test_onto_user_tree_names_conflicting_files(
     with pytest.raises(SeriesError) as info:
         series.onto(user, series.read(repo.patches))
     assert info.value.message.startswith("patch 0001-")
+    # the user's tree and commit are named, not the scratch worktree
+    head = git(user, "rev-parse", "HEAD")
+    assert f"does not apply to {user} (HEAD {head[:12]})" in info.value.message
     assert info.value.message.endswith(": conflicts in timers.c")
     assert info.value.hint is not None and "git am -3" in info.value.hint
 
@@ -206,3 +209,8 @@ def test_onto_refuses_a_plain_tree_inside_another_repo(repo: Repo) -> None:
     nested.mkdir()
     with pytest.raises(SeriesError, match="not a git tree"):
         series.onto(nested, series.read(repo.patches))
+
+
+def test_patch_title_drops_the_patch_prefix(repo: Repo) -> None:
+    ser = series.read(repo.patches)
+    assert [p.title for p in ser.patches] == [LONG, "posix-timers: Add ids.c"]
