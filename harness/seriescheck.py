@@ -203,7 +203,8 @@ def check(args: argparse.Namespace) -> int:
             added = sorted(new - old)
             if added:
                 raise SeriesError(f"sparse: {len(added)} new warning(s)", detail="\n".join(added))
-            notes.append(f"sparse ok ({len(files)} files)")
+            n = len(files)
+            notes.append(f"sparse ok ({n} file{'' if n == 1 else 's'})" if n else "no kernel C")
             if not args.no_boot:
                 results = REPO / "results" / "series-check" / f"{patch.number:04d}"
                 notes.append(vmtests(kernel.image, results, kselftest.build(tree)))
