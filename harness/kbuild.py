@@ -200,14 +200,16 @@ def configure(
 
 
 def configured_objdir(tree: Path, flavor: str = "default") -> Path:
-    """The tree's object directory, configured (not built) if it is not yet.
+    """The tree's object directory, configured (not built) for ``flavor``.
 
-    For per-file work (sparse on a few objects) when the kernel itself may
-    come from the cache and its object directory may have been cleaned.
+    For per-file work (sparse on a few objects) when the kernel itself came
+    from the cache: the object directory may have been cleaned, or last
+    configured for something else (a ``CONFIG_X=n`` build).
     """
     objdir = _objdir(tree, flavor)
-    if not (objdir / ".config").exists():
-        comp = kconfig.compose(flavor, source=tree)
+    comp = kconfig.compose(flavor, source=tree)
+    frag = objdir / "fragment.config"
+    if not (objdir / ".config").exists() or not frag.exists() or frag.read_text() != comp.render():
         cc = "ccache gcc" if shutil.which("ccache") else "gcc"
         configure(tree, comp, objdir, objdir / "build.log", cc)
     return objdir

@@ -195,7 +195,7 @@ def check(args: argparse.Namespace) -> int:
             kernel = kbuild.build(tree, args.flavor)
             notes.append("build ok")
             files = touched_c_files(tree)
-            new = sparse(tree, objdir, files)
+            new = sparse(tree, kbuild.configured_objdir(tree, args.flavor), files)
             for f in files:
                 if f not in base_sparse:
                     base_sparse[f] = _sparse_at_base(base, f, args.flavor)
