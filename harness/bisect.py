@@ -187,6 +187,7 @@ def _stream(cmd: list[str], env: dict[str, str], log: Path) -> str:
         assert proc.stdout is not None
         for line in proc.stdout:
             out.write(line)
+            out.flush()  # the log is what one tails during a long step
             seen.append(line)
             if _SHOWN.match(line):
                 print(line.rstrip(), flush=True)
