@@ -79,6 +79,7 @@ def step(tree: Path, flavor: str, pytest_args: list[str]) -> int:
     return report(code, _why(log.read_text(errors="replace"), proc.returncode, log))
 
 
+_SUMMARY = re.compile(r"\b\d+ (passed|failed|errors?|skipped|deselected)\b.* in [\d.]+s")
 _WORDS = {0: "good", 1: "bad", SKIP: "skip", ABORT: "abort"}
 
 
@@ -86,7 +87,7 @@ def _why(output: str, pytest_exit: int, log: Path) -> str:
     """The line that explains a verdict: pytest's summary, failures first."""
     lines = output.splitlines()
     failed = [li for li in lines if li.startswith(("FAILED ", "ERROR "))]
-    summary = next((li.strip("= ") for li in reversed(lines) if li.startswith("=")), "")
+    summary = next((li.strip("= ") for li in reversed(lines) if _SUMMARY.search(li)), "")
     parts = [summary or f"pytest exit {pytest_exit}"]
     if failed:
         parts.append(failed[0] + (f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""))

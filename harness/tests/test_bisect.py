@@ -53,7 +53,8 @@ def test_why_names_the_first_failure(tmp_path: Path) -> None:
         "FAILED vmtests/test_id_allocation.py::test_fresh_process_counts_from_zero"
         " - assert 1 == 0\n"
         "FAILED vmtests/test_errors.py::test_x - boom\n"
-        "=== 2 failed, 4 passed, 1 skipped in 80.1s ===\n"
+        "harness: kernel 6.12.117+ (tcg), 7 vmtests: {...}\n"
+        "2 failed, 4 passed, 1 skipped in 80.1s\n"
     )
     why = bisect._why(out, 1, tmp_path / "pytest.log")
     assert why.split("; ")[:2] == [
