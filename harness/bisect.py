@@ -74,6 +74,8 @@ def step(tree: Path, flavor: str, pytest_args: list[str]) -> int:
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
+            # -rf lines are cut to the terminal width: keep the assertion readable
+            env={**os.environ, "COLUMNS": "240"},
         )
     code = verdict(proc.returncode)
     return report(code, _why(log.read_text(errors="replace"), proc.returncode, log))
