@@ -356,9 +356,19 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
 
 def cmd_bisect_step(args: argparse.Namespace) -> int:
+    """One ``git bisect run`` step: never let a harness problem read as "bad"."""
+    import traceback
+
     from . import bisect
 
-    return bisect.step(source.user_tree(args.tree), args.flavor, args.pytest_args)
+    try:
+        return bisect.step(source.user_tree(args.tree), args.flavor, args.pytest_args)
+    except HarnessError as exc:  # could not test this commit
+        print(exc.render(), file=sys.stderr)
+        return bisect.SKIP
+    except Exception:  # a harness bug: the same at every commit, stop the bisection
+        traceback.print_exc()
+        return bisect.ABORT
 
 
 def cmd_main(args: argparse.Namespace) -> int:
@@ -456,7 +466,18 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # Everything after the first "--" is for pytest.  argparse alone cannot
+    # take "bisect GOOD BAD --tree X -- -k t": its positionals are consumed
+    # before --tree, and the rest is "unrecognized".
+    rest: list[str] | None = None
+    if "--" in argv:
+        i = argv.index("--")
+        argv, rest = argv[:i], argv[i + 1 :]
     args = parser().parse_args(argv or ["main"])
+    if rest is not None:
+        if not hasattr(args, "pytest_args"):
+            parser().error(f"'{args.cmd}' takes no pytest arguments after --")
+        args.pytest_args = [*args.pytest_args, *rest]
     if not getattr(args, "fn", None):
         parser().print_help()
         return 2

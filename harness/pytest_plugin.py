@@ -26,7 +26,7 @@ import pytest
 
 from . import helper as helper_mod
 from . import procfs
-from .errors import HarnessError
+from .errors import BootError, HarnessError
 from .guest import Dmesg, Guest
 from .helper import Helper
 from .results import RunRecord, TestRecord, markdown_summary, write_json
@@ -49,6 +49,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--bisect",
         action="store_true",
         help="exit 125 on build/boot/config problems so 'git bisect run' skips",
+    )
+    group.addoption(
+        "--boot-failure-is-bad",
+        action="store_true",
+        help="with --bisect: a kernel that panics, splats or hangs while booting is a bad "
+        "commit (exit 1), not an untestable one (125) -- for bisecting a boot regression",
     )
     group.addoption(
         "--results-dir",
@@ -217,13 +223,18 @@ def _boot(config: pytest.Config, state: _State) -> None:
         # A kernel that splats while booting is broken before any test.
         boot_log = guest.run("dmesg", timeout=60).stdout.splitlines()
         if splats := state.detector.scan(boot_log):
-            raise HarnessError("the kernel complained during boot", detail=report(splats))
+            raise BootError("the kernel complained during boot", detail=report(splats))
     except HarnessError as exc:
-        state.infra_error = exc.render()
+        code = 3
+        if config.getoption("--bisect"):
+            if isinstance(exc, BootError) and config.getoption("--boot-failure-is-bad"):
+                state.crashed = f"failed to boot: {exc.message}"
+                code = 1
+            else:
+                state.infra_error = exc.render()
+                code = INFRA_EXIT
         _teardown(state)
-        raise pytest.exit(
-            exc.render(), returncode=INFRA_EXIT if config.getoption("--bisect") else 3
-        ) from None
+        raise pytest.exit(exc.render(), returncode=code) from None
 
 
 def _teardown(state: _State) -> None:
@@ -334,14 +345,19 @@ def bisect_exit(exitstatus: int, infra_error: str | None, crashed: str | None) -
 
     0 good, 1 bad (a test failed, or the kernel crashed or hung in a test),
     125 skip (the kernel could not be tested: build, config, boot or
-    helper problems), 128 abort (a usage error or no tests selected would
-    give the same answer at every commit; stopping beats a wrong verdict).
+    helper problems), 128 abort (an interruption, a collection or usage
+    error, or no tests selected would give the same answer at every
+    commit; stopping beats a wrong verdict).
     """
     if crashed:
         return 1
     if infra_error:
         return INFRA_EXIT
-    if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
+    if exitstatus in (
+        pytest.ExitCode.INTERRUPTED,  # also what a collection error gives
+        pytest.ExitCode.USAGE_ERROR,
+        pytest.ExitCode.NO_TESTS_COLLECTED,
+    ):
         return BISECT_ABORT
     if exitstatus == pytest.ExitCode.INTERNAL_ERROR:
         return INFRA_EXIT

@@ -92,7 +92,7 @@ def check_base(series: Series, tree: Path) -> None:
         )
 
 
-def _worktree_at(base_tree: Path, dest: Path, commit: str) -> None:
+def _worktree_at(base_tree: Path, dest: Path, commit: str, prune: bool = True) -> None:
     """Make ``dest`` a worktree of ``base_tree`` checked out at ``commit``.
 
     An existing worktree is moved with ``git checkout``, which rewrites only
@@ -104,8 +104,11 @@ def _worktree_at(base_tree: Path, dest: Path, commit: str) -> None:
         git(dest, "checkout", "-q", "--detach", commit)
         return
     shutil.rmtree(dest, ignore_errors=True)
-    git(base_tree, "worktree", "prune")
-    git(base_tree, "worktree", "add", "-q", "--detach", str(dest), commit)
+    if prune:
+        git(base_tree, "worktree", "prune")
+    # -f: ``dest`` may still be registered (its directory removed) when we
+    # did not prune -- a user's repository, whose other worktrees are theirs.
+    git(base_tree, "worktree", "add", "-f", "-q", "--detach", str(dest), commit)
 
 
 def worktree(base_tree: Path, series: Series, name: str = "patched") -> Path:
@@ -168,7 +171,8 @@ def apply(
 
 _REJECTED = re.compile(
     r"^error: (?:patch failed: (?P<hunk>\S+):\d+"
-    r"|(?P<file>\S+): (?:does not exist in index|No such file or directory|already exists))$",
+    r"|(?P<file>\S+): (?:does not exist in index|No such file or directory"
+    r"|already exists(?: in (?:working directory|index))?))$",
     re.M,
 )
 
@@ -184,7 +188,10 @@ def conflicted_files(tree: Path, patch: Path) -> list[str]:
     if unmerged:
         return sorted(set(unmerged))
     proc = subprocess.run(
-        ["git", "-C", str(tree), "apply", "--check", str(patch)], capture_output=True, text=True
+        ["git", "-C", str(tree), "apply", "--check", str(patch)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LC_ALL": "C"},  # the messages parsed above are git's English
     )
     return sorted({m.group("hunk") or m.group("file") for m in _REJECTED.finditer(proc.stderr)})
 
@@ -212,12 +219,12 @@ def onto(tree: Path, series: Series) -> Path:
     tag = hashlib.sha256(str(tree.resolve()).encode()).hexdigest()[:8]
     root = cache_dir("src", "user", f"{tree.name}-{tag}")
     scratch = root / "series-apply"
-    _worktree_at(tree, scratch, head)
+    _worktree_at(tree, scratch, head, prune=False)
     git(scratch, "am", "--abort", check=False)
     git(scratch, "reset", "-q", "--hard", head)
     apply(scratch, series, three_way=True, target=f"{tree} (HEAD {head[:12]})")
     dest = root / "patched"
-    _worktree_at(tree, dest, git(scratch, "rev-parse", "HEAD"))
+    _worktree_at(tree, dest, git(scratch, "rev-parse", "HEAD"), prune=False)
     return dest
 
 

@@ -29,7 +29,10 @@ from harness.vm import VirtmeVM
         (125, "guest failed to boot", None, 125),
         (3, None, None, 125),
         # the same at every commit: abort rather than mark everything bad
+        (2, None, None, 128),
         (4, None, None, 128),
+        # --boot-failure-is-bad: the boot failure was recorded as a crash
+        (1, None, "failed to boot: guest failed to boot", 1),
         (5, None, None, 128),
     ],
 )

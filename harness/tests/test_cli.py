@@ -186,3 +186,30 @@ def test_pytest_with_missing_kernel_is_a_usage_error(tmp_path: Path) -> None:
     assert len(errors) == 1, output
     assert "/nonexistent" in errors[0]
     assert "Traceback" not in output
+
+
+def test_pytest_args_after_double_dash_follow_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bisect GOOD BAD --tree X -- -k t`: argparse alone rejects the tail."""
+    seen: dict[str, object] = {}
+
+    def fake(args: object) -> int:
+        seen.update(vars(args))
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_bisect", fake)
+    argv = ["bisect", "v1", "v2", "--tree", "/x", "--", "-k", "test_exact_id", "--", "-x"]
+    assert cli.main(argv) == 0
+    assert (seen["good"], seen["bad"], seen["tree"]) == ("v1", "v2", Path("/x"))
+    assert seen["pytest_args"] == ["-k", "test_exact_id", "--", "-x"]
+
+
+def test_double_dash_on_a_command_without_pytest_args(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["source", "--", "-k", "x"])
+    assert info.value.code == 2
+    assert "'source' takes no pytest arguments after --" in capsys.readouterr().err
+
+
+def test_bisect_step_never_reports_bad_for_a_harness_problem(tmp_path: Path) -> None:
+    # Not a kernel tree: the step cannot test anything -> 125 (skip), not 1 or 2.
+    assert cli.main(["bisect-step", "--tree", str(tmp_path)]) == 125

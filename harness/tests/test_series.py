@@ -214,3 +214,13 @@ def test_onto_refuses_a_plain_tree_inside_another_repo(repo: Repo) -> None:
 def test_patch_title_drops_the_patch_prefix(repo: Repo) -> None:
     ser = series.read(repo.patches)
     assert [p.title for p in ser.patches] == [LONG, "posix-timers: Add ids.c"]
+
+
+def test_conflicted_files_names_a_new_file_that_already_exists(repo: Repo, tmp_path: Path) -> None:
+    ser = series.read(repo.patches)
+    work = clone_at_base(repo, tmp_path / "work")
+    (work / "ids.c").write_text("int mine;\n")
+    git(work, "add", "ids.c")
+    git(work, "commit", "-q", "-m", "ids.c of our own")
+    # git says "error: ids.c: already exists in working directory"
+    assert series.conflicted_files(work, ser.patches[1].path) == ["ids.c"]
