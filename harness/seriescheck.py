@@ -204,7 +204,11 @@ def check(args: argparse.Namespace) -> int:
             if added:
                 raise SeriesError(f"sparse: {len(added)} new warning(s)", detail="\n".join(added))
             n = len(files)
-            notes.append(f"sparse ok ({n} file{'' if n == 1 else 's'})" if n else "no kernel C")
+            notes.append(
+                f"sparse ok ({n} file{'' if n == 1 else 's'})"
+                if n
+                else "sparse: no kernel .c touched"
+            )
             if not args.no_boot:
                 results = REPO / "results" / "series-check" / f"{patch.number:04d}"
                 notes.append(vmtests(kernel.image, results, kselftest.build(tree)))
