@@ -199,6 +199,11 @@ def configure(
     return config
 
 
+def _cc() -> str:
+    """The compiler command: through ccache when it is installed."""
+    return "ccache gcc" if shutil.which("ccache") else "gcc"
+
+
 def configured_objdir(tree: Path, flavor: str = "default") -> Path:
     """The tree's object directory, configured (not built) for ``flavor``.
 
@@ -210,8 +215,7 @@ def configured_objdir(tree: Path, flavor: str = "default") -> Path:
     comp = kconfig.compose(flavor, source=tree)
     frag = objdir / "fragment.config"
     if not (objdir / ".config").exists() or not frag.exists() or frag.read_text() != comp.render():
-        cc = "ccache gcc" if shutil.which("ccache") else "gcc"
-        configure(tree, comp, objdir, objdir / "build.log", cc)
+        configure(tree, comp, objdir, objdir / "build.log", _cc())
     return objdir
 
 
@@ -224,7 +228,7 @@ def build(
 ) -> Kernel:
     """Configure and build ``tree``; return the cached kernel."""
     comp = kconfig.compose(flavor, source=tree, extra=extra)
-    cc = "ccache gcc" if shutil.which("ccache") else "gcc"
+    cc = _cc()
     key = cache_key(tree, comp, "gcc")
     entry = cache_dir("kernels") / key
     kernel = Kernel(entry)

@@ -118,14 +118,29 @@ def worktree(base_tree: Path, series: Series, name: str = "patched") -> Path:
     build worktree ``name`` then checks out the result, touching only the
     files that changed since its last series.
     """
-    scratch = base_tree.parent / "series-apply"
-    _worktree_at(base_tree, scratch, base_commit(base_tree))
+    root = base_tree.parent
+    return _applied(base_tree, base_commit(base_tree), series, root / "series-apply", root / name)
+
+
+def _applied(
+    repo: Path,
+    start: str,
+    series: Series,
+    scratch: Path,
+    dest: Path,
+    user: str | None = None,
+) -> Path:
+    """Apply ``series`` onto ``start`` in worktree ``scratch``; check it out in ``dest``.
+
+    ``user`` names a user's repository: it is never pruned (its other
+    worktrees are theirs), git merges three-way where the context moved,
+    and errors name it rather than the scratch worktree.
+    """
+    _worktree_at(repo, scratch, start, prune=user is None)
     git(scratch, "am", "--abort", check=False)
-    git(scratch, "reset", "-q", "--hard", base_commit(base_tree))
-    apply(scratch, series)
-    head = git(scratch, "rev-parse", "HEAD")
-    dest = base_tree.parent / name
-    _worktree_at(base_tree, dest, head)
+    git(scratch, "reset", "-q", "--hard", start)
+    apply(scratch, series, three_way=user is not None, target=user)
+    _worktree_at(repo, dest, git(scratch, "rev-parse", "HEAD"), prune=user is None)
     return dest
 
 
@@ -136,37 +151,43 @@ def apply(
     three_way: bool = False,
     target: str | None = None,
 ) -> None:
-    """``git am`` each patch in order; stop hard at the first that fails.
-
-    ``three_way`` (for trees that are not the base) lets git merge where
-    the context moved; what still conflicts is named file by file.
-    ``target`` names the tree in errors when ``tree`` is a scratch worktree.
-    """
-    env = {**os.environ, **GIT_ENV}
+    """``git am`` each patch in order; stop hard at the first that fails."""
     for patch in series.patches:
         if upto is not None and patch.number > upto:
             break
-        cmd = ["git", "-C", str(tree), "am", "-q", "--keep-cr"]
-        proc = subprocess.run(
-            [*cmd, *(["-3"] if three_way else []), str(patch.path)],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        if proc.returncode != 0:
-            output = (proc.stdout + proc.stderr).strip()
-            files = conflicted_files(tree, patch.path)
-            # --abort needs a committer identity too (it resets with a reflog
-            # entry); without GIT_ENV it fails on hosts with no git identity.
-            subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True, env=env)
-            where = f": conflicts in {', '.join(files)}" if files else ""
-            raise SeriesError(
-                f"patch {patch.path.name} ({patch.title}) does not apply to "
-                f"{target or tree}{where}",
-                hint="rebase the series branch onto this tree (git am -3 the patches, resolve, "
-                "git am --continue) and regenerate patches/ with 'ptimers series export'",
-                detail=output,
-            )
+        apply_patch(tree, patch, three_way, target)
+
+
+def apply_patch(
+    tree: Path, patch: Patch, three_way: bool = False, target: str | None = None
+) -> None:
+    """``git am`` one patch; on failure abort it and name the conflicting files.
+
+    ``three_way`` (for trees that are not the base) lets git merge where
+    the context moved; ``target`` names the tree in errors when ``tree`` is
+    a scratch worktree.
+    """
+    env = {**os.environ, **GIT_ENV}
+    am = ["git", "-C", str(tree), "am", "-q", "--keep-cr", *(["-3"] if three_way else [])]
+    proc = subprocess.run(
+        [*am, str(patch.path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if proc.returncode == 0:
+        return
+    files = conflicted_files(tree, patch.path)
+    # --abort needs a committer identity too (it resets with a reflog
+    # entry); without GIT_ENV it fails on hosts with no git identity.
+    subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True, env=env)
+    where = f": conflicts in {', '.join(files)}" if files else ""
+    raise SeriesError(
+        f"patch {patch.path.name} ({patch.title}) does not apply to {target or tree}{where}",
+        hint="rebase the series branch onto this tree (git am -3 the patches, resolve, "
+        "git am --continue) and regenerate patches/ with 'ptimers series export'",
+        detail=(proc.stdout + proc.stderr).strip(),
+    )
 
 
 _REJECTED = re.compile(
@@ -218,14 +239,9 @@ def onto(tree: Path, series: Series) -> Path:
         )
     tag = hashlib.sha256(str(tree.resolve()).encode()).hexdigest()[:8]
     root = cache_dir("src", "user", f"{tree.name}-{tag}")
-    scratch = root / "series-apply"
-    _worktree_at(tree, scratch, head, prune=False)
-    git(scratch, "am", "--abort", check=False)
-    git(scratch, "reset", "-q", "--hard", head)
-    apply(scratch, series, three_way=True, target=f"{tree} (HEAD {head[:12]})")
-    dest = root / "patched"
-    _worktree_at(tree, dest, git(scratch, "rev-parse", "HEAD"), prune=False)
-    return dest
+    return _applied(
+        tree, head, series, root / "series-apply", root / "patched", f"{tree} (HEAD {head[:12]})"
+    )
 
 
 def export(tree: Path, branch: str, description: str, out: Path = PATCHES_DIR) -> list[Path]:

@@ -14,7 +14,6 @@ the first broken step stops the walk with its reason.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -186,7 +185,7 @@ def check(args: argparse.Namespace) -> int:
         for patch in ser.patches:
             step = f"{patch.number:04d} {patch.title}"
             start = time.monotonic()
-            _am(tree, patch.path)
+            series.apply_patch(tree, patch)
             notes = []
             findings = checkpatch(tree, patch.path)
             if findings:
@@ -229,16 +228,6 @@ def check(args: argparse.Namespace) -> int:
         return 1
     print("series check passed")
     return 0
-
-
-def _am(tree: Path, patch: Path) -> None:
-    env = {**os.environ, **source.GIT_ENV}
-    proc = subprocess.run(
-        ["git", "-C", str(tree), "am", "-q", str(patch)], capture_output=True, text=True, env=env
-    )
-    if proc.returncode != 0:
-        subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True, env=env)
-        raise SeriesError(f"{patch.name} does not apply", detail=proc.stderr)
 
 
 def _sparse_at_base(base: Path, path: str, flavor: str) -> set[str]:

@@ -162,8 +162,14 @@ def _call(exc: BaseException | None) -> pytest.CallInfo[None]:
     ("marker", "alive", "answers", "exc", "want"),
     [
         (None, True, True, None, None),
-        ("Kernel panic - not syncing", True, True, None, "crashed"),
-        (None, False, True, None, "died"),
+        (
+            "Kernel panic - not syncing",
+            True,
+            True,
+            None,
+            "crashed ('Kernel panic - not syncing' on the console)",
+        ),
+        (None, False, True, None, "died (QEMU exited)"),
         # a guest command timed out and the guest no longer answers: hung
         (None, True, False, GuestError("timed out"), "stopped answering"),
         # a command failed but the guest is fine: an ordinary test failure
@@ -177,5 +183,4 @@ def test_guest_crash_is_detected_after_a_test(
     state = _State(Path("unused"))
     state.vm = cast(VirtmeVM, _FakeVM(marker, alive))
     state.guest = cast(Guest, _FakeGuest(answers))
-    got = _guest_crash(state, _call(exc))
-    assert (got.split()[0] if got else None) == (want.split()[0] if want else None)
+    assert _guest_crash(state, _call(exc)) == want

@@ -189,12 +189,16 @@ def test_onto_user_tree_names_conflicting_files(
     user = _user_tree(repo, tmp_path, "int a;\nint b_renamed;\nint c;\n")
     with pytest.raises(SeriesError) as info:
         series.onto(user, series.read(repo.patches))
-    assert info.value.message.startswith("patch 0001-")
-    # the user's tree and commit are named, not the scratch worktree
+    patch = series.read(repo.patches).patches[0]
     head = git(user, "rev-parse", "HEAD")
-    assert f"does not apply to {user} (HEAD {head[:12]})" in info.value.message
-    assert info.value.message.endswith(": conflicts in timers.c")
-    assert info.value.hint is not None and "git am -3" in info.value.hint
+    # the user's tree and commit are named, not the scratch worktree
+    assert info.value.message == (
+        f"patch {patch.path.name} ({LONG}) does not apply to {user} (HEAD {head[:12]}): "
+        "conflicts in timers.c"
+    )
+    assert info.value.hint is not None and info.value.hint.startswith(
+        "rebase the series branch onto this tree (git am -3"
+    )
 
 
 def test_onto_refuses_a_tree_without_git(tmp_path: Path, repo: Repo) -> None:
