@@ -110,7 +110,6 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
-    from .guest import Guest
     from .vm import VirtmeVM
 
     if args.kernel:
@@ -119,8 +118,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
         tree = targets("patched" if args.patched else "unpatched", args.source)[0].tree
         image = kbuild.build(tree, args.flavor).image
     with VirtmeVM(image, REPO / "results" / "boot", boot_timeout=args.boot_timeout) as vm:
-        guest = Guest(vm.port)
-        ssh = guest.connect()
+        guest, ssh = vm.connect()
         print(
             f"guest ready in {vm.ready_seconds:.1f}s, SSH after {ssh:.1f}s more "
             f"(accel {vm.accel.name if vm.accel else '?'}: {vm.accel.reason if vm.accel else ''})"

@@ -50,5 +50,10 @@ class BootError(HarnessError):
     """The guest did not come up (panic, hang, SSH never answered)."""
 
 
+class GuestUnreachable(BootError):
+    """The guest booted but SSH never answered: its network or sshd, not the
+    kernel under test, so one more boot is worth trying."""
+
+
 class GuestError(HarnessError):
     """A command in a running guest failed or timed out."""

@@ -32,6 +32,7 @@ class RunRecord:
     accel: str = ""
     boot_seconds: float = 0.0
     ssh_seconds: float = 0.0
+    boot_attempts: int = 0
     features: dict[str, bool] = field(default_factory=dict)
     tests: list[TestRecord] = field(default_factory=list)
     exit_status: int | None = None
@@ -65,7 +66,12 @@ def markdown_summary(run: RunRecord) -> str:
         f"- kernel: `{run.kernel}`",
         f"- guest `uname -r`: `{run.release}`",
         f"- accelerator: {run.accel}; boot to ready {run.boot_seconds:.1f}s, "
-        f"SSH {run.ssh_seconds:.1f}s",
+        f"SSH {run.ssh_seconds:.1f}s"
+        + (
+            f" (boot attempt {run.boot_attempts}: SSH failed before)"
+            if run.boot_attempts > 1
+            else ""
+        ),
         "- features: "
         + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in sorted(run.features.items())),
         f"- tests: {len(run.tests)} ({c['passed']} passed, {c['failed']} failed, "

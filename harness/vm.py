@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BootError, SetupError
+from .errors import BootError, GuestUnreachable, HarnessError, SetupError
+from .guest import Guest
 
 READY = "PTIMERS-GUEST-READY"
 
@@ -157,6 +158,17 @@ class VirtmeVM:
             # then panics looking for init.  /dev/root is vng's mount tag.
             "--append",
             "root=/dev/root",
+            # vng asks for net.ifnames=0 so eth0 keeps its name while udhcpc
+            # configures it.  But the guest's systemd-udevd sees the host's
+            # /.dockerenv (or /run/.containerenv) through the shared root,
+            # believes it runs in a container and then reads PID 1's argv
+            # instead of /proc/cmdline: it renames eth0 to enp0s9, and when
+            # that lands while udhcpc runs, the address goes nowhere and SSH
+            # never answers.  The kernel hands unknown NAME=value parameters
+            # to init as environment, and udevd (started by vng's init)
+            # honours $SYSTEMD_PROC_CMDLINE before anything else.
+            "--append",
+            "SYSTEMD_PROC_CMDLINE=net.ifnames=0",
             "--ssh",
             str(self.port),
             "--ssh-tcp",
@@ -213,8 +225,8 @@ class VirtmeVM:
             return None
         return next((m for m in CONSOLE_FAILURES if m in text), None)
 
-    def boot_error(self, what: str) -> BootError:
-        return BootError(
+    def boot_error(self, what: str, kind: type[BootError] = BootError) -> BootError:
+        return kind(
             f"{what} (kernel {self.image}, accel {self.accel.name if self.accel else '?'})",
             hint=f"console log: {self.console}; vng command: {self.workdir / 'vng-command.txt'}",
             detail=tail(self.console),
@@ -238,6 +250,38 @@ class VirtmeVM:
             time.sleep(0.25)
         self.stop()
         raise self.boot_error(f"guest not ready within {self.boot_timeout:.0f}s (hang?)")
+
+    def connect(self, timeout: float = 120.0) -> tuple[Guest, float]:
+        """SSH into the guest once it announced readiness; return it and the seconds taken.
+
+        sshd answers within seconds of the readiness line (debug kernels
+        under TCG: ~4 s), so waiting the whole boot timeout only hides a
+        broken guest network.  A failure stops the guest and carries the
+        console, whose tail shows why (udhcpc, sshd), and ends at once when
+        QEMU dies or the kernel panics meanwhile.
+        """
+        guest = Guest(self.port)
+        start = time.monotonic()
+        last: HarnessError | None = None
+        while time.monotonic() - start < timeout:
+            if (marker := self.console_failure()) is not None:
+                self.stop()
+                raise self.boot_error(
+                    f"guest crashed before SSH answered: {marker!r} on the console"
+                )
+            if not self.alive():
+                raise self.boot_error("QEMU exited before SSH answered")
+            try:
+                guest.connect(timeout=min(10.0, max(1.0, timeout - (time.monotonic() - start))))
+                return guest, time.monotonic() - start
+            except HarnessError as exc:
+                last = exc
+        self.stop()
+        raise self.boot_error(
+            f"guest announced readiness but SSH on 127.0.0.1:{self.port} did not answer "
+            f"within {timeout:.0f}s ({last.message if last else 'no attempt'})",
+            GuestUnreachable,
+        )
 
     def stop(self) -> None:
         """Kill the guest (idempotent); the reaper takes the process group down."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness import vm as vm_mod
-from harness.errors import BootError, GuestError, SetupError
+from harness.errors import BootError, GuestError, GuestUnreachable, SetupError
 from harness.guest import Guest, Result
 from harness.vm import READY, Accel, VirtmeVM
 
@@ -45,7 +45,11 @@ def test_command_tcg(tmp_path: Path) -> None:
     assert "--disable-kvm" in cmd
     assert "--ssh-tcp" in cmd
     assert pair(cmd, "--ssh") == ["2222"]
-    assert pair(cmd, "--append") == ["root=/dev/root", "loglevel=7"]
+    assert pair(cmd, "--append") == [
+        "root=/dev/root",
+        "SYSTEMD_PROC_CMDLINE=net.ifnames=0",
+        "loglevel=7",
+    ]
     i = cmd.index("--append")
     assert cmd[i : i + 2] == ["--append", "root=/dev/root"]
     assert pair(cmd, "--cpus") == ["3"]
@@ -187,3 +191,52 @@ def test_result_describe_truncates() -> None:
     assert text.splitlines()[:2] == ["$ uname -r", "[exit 1, 0.25s]"]
     assert "--- stdout ---\n6.12.117\n" in text
     assert text.endswith("--- stderr ---\nboom")
+
+
+def test_connect_unreachable_stops_guest_and_shows_console(fake_vm: VirtmeVM) -> None:
+    # The guest booted, but nothing answers SSH on its port (the network
+    # never came up): a GuestUnreachable with the console, within the timeout.
+    start_fake(fake_vm, ["cat"])
+    fake_vm.port = vm_mod.free_port()
+    proc = fake_vm.proc
+    assert proc is not None
+    fake_vm.console.write_text('[    9.8] Cannot find device "eth0"\n')
+    start = time.monotonic()
+    with pytest.raises(GuestUnreachable) as info:
+        fake_vm.connect(timeout=1.5)
+    assert 1.4 < time.monotonic() - start < 15
+    err = info.value
+    assert err.message.startswith(
+        f"guest announced readiness but SSH on 127.0.0.1:{fake_vm.port} did not answer within 2s"
+    )
+    assert err.detail == '[    9.8] Cannot find device "eth0"'
+    assert fake_vm.proc is None
+    assert proc.poll() is not None
+
+
+def test_connect_ends_at_once_when_qemu_dies(fake_vm: VirtmeVM) -> None:
+    start_fake(fake_vm, ["true"])
+    assert fake_vm.proc is not None
+    fake_vm.proc.wait()
+    fake_vm.port = vm_mod.free_port()
+    start = time.monotonic()
+    with pytest.raises(BootError) as info:
+        fake_vm.connect(timeout=60)
+    assert time.monotonic() - start < 5
+    assert not isinstance(info.value, GuestUnreachable)
+    assert info.value.message.startswith("QEMU exited before SSH answered")
+
+
+def test_connect_ends_at_once_on_panic(fake_vm: VirtmeVM) -> None:
+    start_fake(fake_vm, ["cat"])
+    fake_vm.port = vm_mod.free_port()
+    fake_vm.console.write_text("[    7.0] Kernel panic - not syncing: Attempted to kill init!\n")
+    start = time.monotonic()
+    with pytest.raises(BootError) as info:
+        fake_vm.connect(timeout=60)
+    assert time.monotonic() - start < 5
+    assert not isinstance(info.value, GuestUnreachable)
+    assert info.value.message.startswith(
+        "guest crashed before SSH answered: 'Kernel panic - not syncing' on the console"
+    )
+    assert fake_vm.proc is None
