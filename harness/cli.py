@@ -239,6 +239,9 @@ def cmd_test(args: argparse.Namespace) -> int:
                 kernels.append((t.label, kbuild.build(t.tree, args.flavor).image))
             phases.append(ph)
             trees[t.label] = t.tree
+    # Flavors other than the default keep their per-kernel results apart, so
+    # a debug run does not overwrite the default run's results/patched/.
+    root = REPO / "results" if args.flavor == "default" else REPO / "results" / args.flavor
     summary: dict[str, object] = {}
     for label, image in kernels:
         extra = list(args.pytest_args)
@@ -246,7 +249,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         if tree is not None:
             extra.append(f"--selftests={kselftest.build(tree)}")
         with Phase(f"vmtests on {label}") as ph:
-            data = run_vmtests(image, REPO / "results" / label, extra)
+            data = run_vmtests(image, root / label, extra)
         phases.append(ph)
         summary[label] = data
         require = ["sigev_timer_id", "prctl_restore_ids"] if label == "patched" else []
@@ -256,14 +259,14 @@ def cmd_test(args: argparse.Namespace) -> int:
             with Phase(f"vmtests on {label} via the -m32 helper") as ph:
                 compat = run_vmtests(
                     image,
-                    REPO / "results" / f"{label}-compat",
+                    root / f"{label}-compat",
                     [*args.pytest_args, "--helper32", "-k", "not bench and not kselftest"],
                 )
             phases.append(ph)
             summary[f"{label}-compat"] = compat
             problems += judge(f"{label} (-m32)", compat, require)
-    problems += compare_kselftests(REPO / "results")
-    problems += compare_fuzz(REPO / "results")
+    problems += compare_kselftests(root)
+    problems += compare_fuzz(root)
     summary["phases"] = {p.name: round(p.seconds, 1) for p in phases}
     name = "test-summary.json" if args.flavor == "default" else f"test-summary-{args.flavor}.json"
     write_json(REPO / "results" / name, summary)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -213,3 +215,41 @@ def test_double_dash_on_a_command_without_pytest_args(capsys: pytest.CaptureFixt
 def test_bisect_step_never_reports_bad_for_a_harness_problem(tmp_path: Path) -> None:
     # Not a kernel tree: the step cannot test anything -> 125 (skip), not 1 or 2.
     assert cli.main(["bisect-step", "--tree", str(tmp_path)]) == 125
+
+
+@pytest.mark.parametrize(
+    ("flavor", "root", "summary"),
+    [
+        ("default", "results", "test-summary.json"),
+        ("debug", "results/debug", "test-summary-debug.json"),
+    ],
+)
+def test_test_results_are_kept_apart_per_flavor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flavor: str, root: str, summary: str
+) -> None:
+    # A debug run must not overwrite the default run's results/patched/.
+    monkeypatch.setattr(cli, "REPO", tmp_path)
+    seen: list[Path] = []
+
+    def fake_run(kernel: Path, results_dir: Path, extra: list[str]) -> dict[str, object]:
+        seen.append(results_dir)
+        return {
+            "pytest_exit": 0,
+            "counts": {"passed": 3},
+            "features": {"sigev_timer_id": True, "prctl_restore_ids": True},
+        }
+
+    monkeypatch.setattr(cli, "run_vmtests", fake_run)
+    args = argparse.Namespace(
+        skip_unit=True,
+        kernel=[str(tmp_path / "patched")],
+        flavor=flavor,
+        pytest_args=[],
+        no_compat=False,
+        which="patched",
+        source=None,
+    )
+    assert cli.cmd_test(args) == 0
+    assert seen == [tmp_path / root / "patched", tmp_path / root / "patched-compat"]
+    data = json.loads((tmp_path / "results" / summary).read_text())
+    assert data["patched"]["counts"] == {"passed": 3}
