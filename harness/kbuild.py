@@ -107,6 +107,26 @@ def cache_key(tree: Path, comp: kconfig.Composition, cc: str) -> str:
 
 
 def _objdir(tree: Path, flavor: str) -> Path:
+    """Where ``tree`` builds ``flavor``.
+
+    Trees the harness made (under the cache's ``src/``: the base, the
+    patched worktree, series-check, bisect and ``--patched`` worktrees)
+    build in a subdirectory of themselves.  Kbuild then uses
+    ``srctree := ..``, so every compile command line is the same in every
+    tree of the same content and ccache shares objects between them; with
+    the object directory elsewhere, the command lines carried each tree's
+    path and every new worktree paid a full build.  A ``.gitignore`` of
+    ``*`` keeps the directory out of git's view (tree identity, a clean
+    tree for bisect).  A user's own tree (``--source``, ``bisect --tree``)
+    is never written to: its objects go to the cache's ``build/``.
+    """
+    if tree.resolve().is_relative_to(cache_dir("src").resolve()):
+        objdir = tree / f".ptimers-obj-{flavor}"
+        objdir.mkdir(exist_ok=True)
+        ignore = objdir / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# ptimers build directory\n*\n")
+        return objdir
     tag = hashlib.sha256(str(tree.resolve()).encode()).hexdigest()[:10]
     return cache_dir("build", f"{tree.name}-{tag}-{flavor}")
 

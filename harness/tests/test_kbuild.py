@@ -135,3 +135,38 @@ def test_plain_tree_inside_a_repo_is_not_that_repo(tree: Path) -> None:
     (nested / "Makefile").write_text("all:\n")
     with pytest.raises(BuildError, match="is not a git tree"):
         kbuild.tree_identity(nested)
+
+
+def test_harness_trees_build_inside_themselves_invisibly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tree under the cache's src/ builds in <tree>/.ptimers-obj-<flavor>
+    # (Kbuild's srctree := .., identical command lines for ccache), and the
+    # object directory changes neither git status nor the tree's identity.
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PTIMERS_CACHE", str(cache))
+    t = cache / "src" / "6.12.117-1" / "series-check"
+    (t / "kernel").mkdir(parents=True)
+    (t / "kernel" / "a.c").write_text("int a;\n")
+    git(t, "init", "-q", "-b", "main")
+    git(t, "add", "-A")
+    git(t, "commit", "-q", "-m", "base")
+    before = kbuild.tree_identity(t)
+    objdir = kbuild._objdir(t, "debug")
+    assert objdir == t / ".ptimers-obj-debug"
+    (objdir / ".config").write_text("CONFIG_X=y\n")
+    (objdir / "kernel").mkdir()
+    (objdir / "kernel" / "a.o").write_bytes(b"\x7fELF")
+    assert git(t, "status", "--porcelain", "--ignored=no") == ""
+    assert kbuild.tree_identity(t) == before
+    assert kbuild._objdir(t, "debug") == objdir  # idempotent
+
+
+def test_user_trees_are_not_written_to(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTIMERS_CACHE", str(tmp_path / "cache"))
+    objdir = kbuild._objdir(tree, "default")
+    assert objdir.parent == tmp_path / "cache" / "build"
+    assert objdir.name.startswith("linux-") and objdir.name.endswith("-default")
+    assert sorted(p.name for p in tree.iterdir()) == [".git", "Makefile", "kernel"]
