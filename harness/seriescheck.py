@@ -75,11 +75,22 @@ def sparse(tree: Path, objdir: Path, files: list[str]) -> set[str]:
     proc = _run(
         ["make", f"O={objdir}", f"ARCH={kbuild.ARCH}", "C=2", "CHECK=sparse", "-j2", *objs], tree
     )
+    return parse_sparse(proc.stdout + proc.stderr, tree.name)
+
+
+def parse_sparse(output: str, tree_name: str) -> set[str]:
+    """Sparse messages as ``path: message``, the path relative to the tree.
+
+    Paths come relative to an object directory inside the tree
+    (``../kernel/...``) or absolute for one outside it; line numbers are
+    dropped so a message keeps its identity when a patch moves code.
+    """
     found = set()
-    for line in (proc.stdout + proc.stderr).splitlines():
+    for line in output.splitlines():
         m = _SPARSE_LINE.match(line.strip())
         if m:
-            path = m.group("file").split(f"{tree.name}/")[-1]
+            path = m.group("file")
+            path = path[3:] if path.startswith("../") else path.split(f"{tree_name}/")[-1]
             found.add(f"{path}: {m.group('msg')}")
     return found
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import series, source
+from harness import series, seriescheck, source
 from harness.errors import SeriesError
 from harness.source import git
 
@@ -228,3 +228,25 @@ def test_conflicted_files_names_a_new_file_that_already_exists(repo: Repo, tmp_p
     git(work, "commit", "-q", "-m", "ids.c of our own")
     # git says "error: ids.c: already exists in working directory"
     assert series.conflicted_files(work, ser.patches[1].path) == ["ids.c"]
+
+
+def test_sparse_paths_are_tree_relative_from_either_object_directory() -> None:
+    inside = (
+        "  CHECK   ../kernel/time/posix-timers.c\n"
+        "../kernel/time/posix-timers.c:123:9: warning: context imbalance in 'x' "
+        "- different lock contexts for basic block\n"
+        "../include/linux/sched/signal.h:7:1: error: bad thing\n"
+    )
+    outside = (
+        "/c/src/6.12/series-check/kernel/time/posix-timers.c:140:9: warning: context "
+        "imbalance in 'x' - different lock contexts for basic block\n"
+        "/c/src/6.12/series-check/include/linux/sched/signal.h:9:1: error: bad thing\n"
+        "make[1]: Leaving directory '/c/build'\n"
+    )
+    want = {
+        "kernel/time/posix-timers.c: warning: context imbalance in 'x' "
+        "- different lock contexts for basic block",
+        "include/linux/sched/signal.h: error: bad thing",
+    }
+    assert seriescheck.parse_sparse(inside, "series-check") == want
+    assert seriescheck.parse_sparse(outside, "series-check") == want
