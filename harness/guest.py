@@ -62,9 +62,12 @@ class Guest:
                     port=self.port,
                     username="root",
                     key_filename=str(self.key),
-                    timeout=10,
-                    banner_timeout=30,
-                    auth_timeout=30,
+                    # QEMU's user network accepts the TCP connection even
+                    # when the guest has no address: cap the wait for the
+                    # banner so a caller's timeout means what it says.
+                    timeout=min(10.0, timeout),
+                    banner_timeout=min(30.0, timeout),
+                    auth_timeout=min(30.0, timeout),
                     look_for_keys=False,
                     allow_agent=False,
                 )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import shutil
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,7 @@ def _start_guest(config: pytest.Config, state: _State) -> tuple[VirtmeVM, Guest,
     (``boot_attempts`` in results.json), so a recurring cause stays visible.
     """
     assert state.run is not None
+    shutil.rmtree(state.results_dir / "guest-2", ignore_errors=True)  # an earlier run's retry
     for attempt in (1, 2):
         vm = VirtmeVM(
             config.stash[_KERNEL],
@@ -224,6 +226,7 @@ def _start_guest(config: pytest.Config, state: _State) -> tuple[VirtmeVM, Guest,
         try:
             guest, ssh = vm.connect(timeout=config.getoption("--ssh-timeout"))
         except GuestUnreachable as exc:
+            vm.stop()  # connect() stopped it already; never leave a QEMU behind
             if attempt == 2:
                 raise
             reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -256,7 +259,13 @@ def _boot(config: pytest.Config, state: _State) -> None:
     except HarnessError as exc:
         code = 3
         if config.getoption("--bisect"):
-            if isinstance(exc, BootError) and config.getoption("--boot-failure-is-bad"):
+            # SSH failing twice on a kernel that booted is the host's network,
+            # not a bad commit: skip it even with --boot-failure-is-bad.
+            if (
+                isinstance(exc, BootError)
+                and not isinstance(exc, GuestUnreachable)
+                and config.getoption("--boot-failure-is-bad")
+            ):
                 state.crashed = f"failed to boot: {exc.message}"
                 code = 1
             else:

@@ -263,16 +263,20 @@ class VirtmeVM:
         guest = Guest(self.port)
         start = time.monotonic()
         last: HarnessError | None = None
-        while time.monotonic() - start < timeout:
+        while True:
             if (marker := self.console_failure()) is not None:
                 self.stop()
                 raise self.boot_error(
                     f"guest crashed before SSH answered: {marker!r} on the console"
                 )
             if not self.alive():
+                self.stop()
                 raise self.boot_error("QEMU exited before SSH answered")
+            left = timeout - (time.monotonic() - start)
+            if left <= 0:
+                break
             try:
-                guest.connect(timeout=min(10.0, max(1.0, timeout - (time.monotonic() - start))))
+                guest.connect(timeout=min(10.0, max(1.0, left)))
                 return guest, time.monotonic() - start
             except HarnessError as exc:
                 last = exc

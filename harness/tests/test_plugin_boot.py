@@ -7,6 +7,7 @@ from typing import Any, ClassVar, cast
 
 import pytest
 
+from harness import helper as helper_mod
 from harness import pytest_plugin
 from harness.errors import BootError, GuestUnreachable
 from harness.guest import Guest
@@ -25,7 +26,12 @@ class _FakeVM:
         self.workdir = workdir
         self.kw = kw
         self.outcome = _FakeVM.outcomes.pop(0)
+        self.stopped = False
+        self.timeout = 0.0
         _FakeVM.made.append(self)
+
+    def stop(self) -> None:
+        self.stopped = True
 
     def start(self) -> None:
         pass
@@ -35,6 +41,7 @@ class _FakeVM:
             raise self.outcome
 
     def connect(self, timeout: float) -> tuple[Guest, float]:
+        self.timeout = timeout
         if self.outcome is not None:
             raise self.outcome
         return cast(Guest, "guest"), 1.5
@@ -54,12 +61,20 @@ class _Config:
         self.stash[_KERNEL] = Path("/k/bzImage")
         self.reporter = reporter
         self.pluginmanager = self
+        self.options: dict[str, Any] = {
+            "--vm-cpus": 2,
+            "--vm-memory": "2G",
+            "--boot-timeout": 240.0,
+            "--ssh-timeout": 77.0,
+            "--bisect": False,
+            "--boot-failure-is-bad": False,
+        }
 
     def get_plugin(self, name: str) -> _Reporter | None:
         return self.reporter if name == "terminalreporter" else None
 
     def getoption(self, name: str) -> Any:
-        return {"--vm-cpus": 2, "--vm-memory": "2G", "--boot-timeout": 240.0}.get(name, 120.0)
+        return self.options[name]
 
 
 @pytest.fixture
@@ -74,8 +89,14 @@ def boot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[_Config, _Rep
 
 def test_ssh_failure_boots_once_more(boot: tuple[_Config, _Reporter, _State]) -> None:
     config, reporter, state = boot
+    stale = state.results_dir / "guest-2" / "console.log"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("an earlier run's retry\n")
     _FakeVM.outcomes = [GuestUnreachable("SSH did not answer within 120s"), None]
     vm, guest, ssh = _start_guest(cast(pytest.Config, config), state)
+    assert not stale.exists()
+    assert [v.stopped for v in _FakeVM.made] == [True, False]
+    assert [v.timeout for v in _FakeVM.made] == [77.0, 77.0]
     assert [v.workdir for v in _FakeVM.made] == [
         state.results_dir / "guest",
         state.results_dir / "guest-2",
@@ -110,3 +131,38 @@ def test_first_boot_ok(boot: tuple[_Config, _Reporter, _State]) -> None:
     _start_guest(cast(pytest.Config, config), state)
     assert len(_FakeVM.made) == 1 and reporter.lines == []
     assert state.run is not None and state.run.boot_attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "crashed"),
+    [
+        # SSH failing on both boots: the host's network, skip the commit
+        (GuestUnreachable("SSH did not answer"), 125, None),
+        # the kernel itself did not boot: bad under --boot-failure-is-bad
+        (
+            BootError("guest failed to boot: 'Kernel panic'"),
+            1,
+            "failed to boot: guest failed to boot: 'Kernel panic'",
+        ),
+    ],
+)
+def test_bisect_boot_failure_verdicts(
+    boot: tuple[_Config, _Reporter, _State],
+    monkeypatch: pytest.MonkeyPatch,
+    error: BootError,
+    code: int,
+    crashed: str | None,
+) -> None:
+    config, _, state = boot
+    config.options["--bisect"] = True
+    config.options["--boot-failure-is-bad"] = True
+    monkeypatch.setattr(helper_mod, "build", lambda *a: Path("/h/ptimerctl"))
+
+    def fail(*a: object) -> None:
+        raise error
+
+    monkeypatch.setattr(pytest_plugin, "_start_guest", fail)
+    with pytest.raises(pytest.exit.Exception) as info:
+        pytest_plugin._boot(cast(pytest.Config, config), state)
+    assert info.value.returncode == code
+    assert state.crashed == crashed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,3 +241,21 @@ def test_connect_ends_at_once_on_panic(fake_vm: VirtmeVM) -> None:
         "guest crashed before SSH answered: 'Kernel panic - not syncing' on the console"
     )
     assert fake_vm.proc is None
+
+
+def test_connect_panic_during_the_last_attempt_is_a_crash(fake_vm: VirtmeVM) -> None:
+    # A panic that lands while the last SSH attempt waits is the kernel's
+    # failure, not an unreachable guest that deserves another boot.
+    start_fake(fake_vm, ["cat"])
+    fake_vm.port = vm_mod.free_port()
+    timer = threading.Timer(
+        0.3, fake_vm.console.write_text, ["[    9.0] Kernel panic - not syncing: oops\n"]
+    )
+    timer.start()
+    try:
+        with pytest.raises(BootError) as info:
+            fake_vm.connect(timeout=1.0)
+    finally:
+        timer.cancel()
+    assert not isinstance(info.value, GuestUnreachable)
+    assert "Kernel panic - not syncing" in info.value.message
