@@ -201,6 +201,24 @@ def _probe_features(guest: Guest, helper: Helper) -> dict[str, bool]:
     return feats
 
 
+def _announce(config: pytest.Config, line: str) -> None:
+    """Print a line on the terminal now, even from inside a test's setup.
+
+    Output during setup is captured (and shown only if the test fails);
+    a retried boot must be visible in every run.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    if capman is None:
+        reporter.write_line(line, yellow=True)
+        return
+    with capman.global_and_fixture_disabled():
+        reporter.ensure_newline()
+        reporter.write_line(line, yellow=True)
+
+
 def _start_guest(config: pytest.Config, state: _State) -> tuple[VirtmeVM, Guest, float]:
     """Boot the guest and log in; boot once more if only SSH failed.
 
@@ -229,9 +247,7 @@ def _start_guest(config: pytest.Config, state: _State) -> tuple[VirtmeVM, Guest,
             vm.stop()  # connect() stopped it already; never leave a QEMU behind
             if attempt == 2:
                 raise
-            reporter = config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.write_line(f"harness: {exc.message}; booting once more", yellow=True)
+            _announce(config, f"harness: {exc.message}; booting once more")
             continue
         return vm, guest, ssh
     raise AssertionError("unreachable")
