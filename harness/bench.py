@@ -262,7 +262,7 @@ def run_kernel(
     """Boot one kernel and run the whole matrix once."""
     record: dict[str, Any] = {"kernel": k.label, "cases": {}}
     with VirtmeVM(k.image, workdir, cpus=cpus, memory=memory) as vm:
-        guest, _ = vm.connect()
+        guest, _ = vm.boot()
         record["accel"] = vm.accel.name if vm.accel else ""
         k.release = guest.run("uname -r", check=True).stdout.strip()
         probe = guest.run(f"{shlex.quote(str(binary))} --probe", timeout=60)

@@ -118,7 +118,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
         tree = targets("patched" if args.patched else "unpatched", args.source)[0].tree
         image = kbuild.build(tree, args.flavor).image
     with VirtmeVM(image, REPO / "results" / "boot", boot_timeout=args.boot_timeout) as vm:
-        guest, ssh = vm.connect()
+        guest, ssh = vm.boot()
         print(
             f"guest ready in {vm.ready_seconds:.1f}s, SSH after {ssh:.1f}s more "
             f"(accel {vm.accel.name if vm.accel else '?'}: {vm.accel.reason if vm.accel else ''})"
@@ -476,9 +476,12 @@ def main(argv: list[str] | None = None) -> int:
         argv, rest = argv[:i], argv[i + 1 :]
     args = parser().parse_args(argv or ["main"])
     if rest is not None:
-        if not hasattr(args, "pytest_args"):
-            parser().error(f"'{args.cmd}' takes no pytest arguments after --")
-        args.pytest_args = [*args.pytest_args, *rest]
+        if hasattr(args, "pytest_args"):
+            args.pytest_args = [*args.pytest_args, *rest]
+        elif hasattr(args, "command"):  # boot: the guest command
+            args.command = [*args.command, *rest]
+        else:
+            parser().error(f"'{args.cmd}' takes nothing after --")
     if not getattr(args, "fn", None):
         parser().print_help()
         return 2

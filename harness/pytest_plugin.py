@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import shutil
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -219,47 +218,26 @@ def _announce(config: pytest.Config, line: str) -> None:
         reporter.write_line(line, yellow=True)
 
 
-def _start_guest(config: pytest.Config, state: _State) -> tuple[VirtmeVM, Guest, float]:
-    """Boot the guest and log in; boot once more if only SSH failed.
-
-    A guest whose kernel came up but whose network or sshd did not is the
-    host's problem, not the kernel's; one more boot is cheap next to a lost
-    CI run or a skipped bisect step.  The retry is announced and recorded
-    (``boot_attempts`` in results.json), so a recurring cause stays visible.
-    """
-    assert state.run is not None
-    shutil.rmtree(state.results_dir / "guest-2", ignore_errors=True)  # an earlier run's retry
-    for attempt in (1, 2):
-        vm = VirtmeVM(
-            config.stash[_KERNEL],
-            state.results_dir / ("guest" if attempt == 1 else f"guest-{attempt}"),
-            cpus=config.getoption("--vm-cpus"),
-            memory=config.getoption("--vm-memory"),
-            boot_timeout=config.getoption("--boot-timeout"),
-        )
-        state.vm = vm
-        state.run.boot_attempts = attempt
-        vm.start()
-        vm.wait_ready()
-        try:
-            guest, ssh = vm.connect(timeout=config.getoption("--ssh-timeout"))
-        except GuestUnreachable as exc:
-            vm.stop()  # connect() stopped it already; never leave a QEMU behind
-            if attempt == 2:
-                raise
-            _announce(config, f"harness: {exc.message}; booting once more")
-            continue
-        return vm, guest, ssh
-    raise AssertionError("unreachable")
-
-
 def _boot(config: pytest.Config, state: _State) -> None:
     """Boot the session's guest; any failure ends the session with one line."""
     kernel = config.stash[_KERNEL]
     state.run = RunRecord(kernel=str(kernel))
     try:
         binary = helper_mod.build()
-        vm, guest, ssh = _start_guest(config, state)
+        vm = VirtmeVM(
+            kernel,
+            state.results_dir / "guest",
+            cpus=config.getoption("--vm-cpus"),
+            memory=config.getoption("--vm-memory"),
+            boot_timeout=config.getoption("--boot-timeout"),
+        )
+        state.vm = vm
+        try:
+            guest, ssh = vm.boot(
+                config.getoption("--ssh-timeout"), announce=lambda line: _announce(config, line)
+            )
+        finally:
+            state.run.boot_attempts = vm.attempts
         state.guest = guest
         state.dmesg = Dmesg(guest)
         state.run.release = guest.run("uname -r", check=True).stdout.strip()

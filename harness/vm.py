@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,6 +132,7 @@ class VirtmeVM:
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     ready_seconds: float = 0.0
+    attempts: int = 0
 
     @property
     def console(self) -> Path:
@@ -303,13 +305,34 @@ class VirtmeVM:
             proc.kill()
             proc.wait()
 
-    def __enter__(self) -> VirtmeVM:
-        self.start()
-        try:
+    def boot(
+        self, ssh_timeout: float = 120.0, announce: Callable[[str], None] = print
+    ) -> tuple[Guest, float]:
+        """Start the guest, wait for it and log in; boot once more if only SSH failed.
+
+        A guest whose kernel came up but whose network or sshd did not is
+        the host's problem, not the kernel's; one more boot is cheap next to
+        a lost CI run or a skipped bisect step.  The retry is announced and
+        counted (``attempts``), and the second guest logs to
+        ``<workdir>-2``, so a recurring cause stays visible.
+        """
+        retry_dir = self.workdir.with_name(self.workdir.name + "-2")
+        shutil.rmtree(retry_dir, ignore_errors=True)  # an earlier run's retry
+        for attempt in (1, 2):
+            self.attempts = attempt
+            self.start()
             self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+            try:
+                return self.connect(ssh_timeout)
+            except GuestUnreachable as exc:
+                if attempt == 2:
+                    raise
+                announce(f"harness: {exc.message}; booting once more")
+                self.workdir, self.port = retry_dir, 0
+        raise AssertionError("unreachable")
+
+    def __enter__(self) -> VirtmeVM:
+        """The guest is stopped on exit; :meth:`boot` starts it."""
         return self
 
     def __exit__(self, *exc: object) -> None:

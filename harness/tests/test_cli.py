@@ -209,7 +209,23 @@ def test_double_dash_on_a_command_without_pytest_args(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit) as info:
         cli.main(["source", "--", "-k", "x"])
     assert info.value.code == 2
-    assert "'source' takes no pytest arguments after --" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "ptimers: error: 'source' takes nothing after --"
+    )
+
+
+def test_boot_takes_the_guest_command_after_dashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # README: ./ptimers boot --kernel BZIMAGE -- CMD
+    seen: list[list[str]] = []
+
+    def fake_boot(args: argparse.Namespace) -> int:
+        seen.append(args.command)
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_boot", fake_boot)
+    assert cli.main(["boot", "--kernel", "bz", "--", "cat", "/proc/self/timers"]) == 0
+    assert cli.main(["boot", "--kernel", "bz", "uname"]) == 0
+    assert seen == [["cat", "/proc/self/timers"], ["uname"]]
 
 
 def test_bisect_step_never_reports_bad_for_a_harness_problem(tmp_path: Path) -> None:

@@ -258,4 +258,6 @@ def test_connect_panic_during_the_last_attempt_is_a_crash(fake_vm: VirtmeVM) -> 
     finally:
         timer.cancel()
     assert not isinstance(info.value, GuestUnreachable)
-    assert "Kernel panic - not syncing" in info.value.message
+    assert info.value.message.startswith(
+        "guest crashed before SSH answered: 'Kernel panic - not syncing' on the console"
+    )
