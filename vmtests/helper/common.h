@@ -260,6 +260,13 @@ static inline void sleep_ms(long long ms)
  * *idp is read by the kernel for SIGEV_TIMER_ID and in the prctl restore
  * mode.
  */
+/*
+ * What a plain create presets the ID variable with: negative, so never an
+ * ID, and unlike 0 or a wanted ID it cannot pass for one if a kernel
+ * reports success without writing the variable.
+ */
+#define ID_POISON		(-0x21524111)	/* 0xdeadbeef */
+
 static inline long sys_timer_create(clockid_t clock, void *sevp, void *idp)
 {
 	return syscall(SYS_timer_create, (long)clock, sevp, idp);
@@ -301,8 +308,8 @@ struct restore_state {
  * reaches want.  Like CRIU, an overshooting timer is deleted before giving
  * up.  Exact methods create once.
  *
- * create(arg, id, &got) makes one timer_create() call asking for id (-1
- * in legacy mode) and returns non-zero with errno set on failure.
+ * create(arg, id, &got) makes one timer_create() call asking for id
+ * (ID_POISON in legacy mode) and returns non-zero with errno set on failure.
  */
 static inline int restore_one(struct restore_state *st, bool legacy, int want,
 			      int (*create)(const void *arg, int id, int *got),
@@ -317,7 +324,7 @@ static inline int restore_one(struct restore_state *st, bool legacy, int want,
 			return -1;
 		}
 		st->calls++;
-		if (create(arg, legacy ? -1 : want, &got)) {
+		if (create(arg, legacy ? ID_POISON : want, &got)) {
 			st->err = errno;
 			st->reason = "timer_create";
 			return -1;

@@ -44,6 +44,7 @@
 
 #include "compat.h"
 #include "common.h"
+#include "probe.h"
 
 #define NCHUNKS			5
 #define SIGPENDING_WANT		4000000
@@ -506,7 +507,7 @@ static int tcreate(int notify_flags, int *id)
 
 static int tcreate_plain(int *id)
 {
-	*id = -1;
+	*id = ID_POISON;
 	return tcreate(0, id);
 }
 
@@ -535,29 +536,29 @@ static int create_exact(int m, int want, int *got)
 	return tcreate(m == EXACT_FLAG ? SIGEV_TIMER_ID : 0, got);
 }
 
-/* Does timer_create() honour SIGEV_TIMER_ID?  Asked in a child. */
+/*
+ * The probes of probe.h, shared with ptimerctl.  A broken answer ends the
+ * benchmark: timing an interface that half works would be meaningless.
+ */
+static bool probe_present(void (*probe)(struct probe_result *),
+			  const char *what)
+{
+	struct probe_result res;
+
+	probe(&res);
+	if (res.state == PROBE_BROKEN)
+		die(EIO, "the %s probe: %s", what, res.detail);
+	return res.state == PROBE_PRESENT;
+}
+
 static bool probe_flag(void)
 {
-	int *ok = shared_alloc(sizeof(*ok));
-	pid_t pid = spawn();
-	bool res;
-
-	if (pid == 0) {
-		int id = 12345;
-
-		*ok = tcreate(SIGEV_TIMER_ID, &id) == 0 && id == 12345;
-		_exit(0);
-	}
-	reap(pid, "probe");
-	res = *ok;
-	munmap(ok, sizeof(*ok));
-	return res;
+	return probe_present(probe_timer_id_flag, "SIGEV_TIMER_ID");
 }
 
 static bool probe_prctl(void)
 {
-	return prctl(PR_TIMER_CREATE_RESTORE_IDS,
-		     PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) >= 0;
+	return probe_present(probe_restore_ids_prctl, "PR_TIMER_CREATE_RESTORE_IDS");
 }
 
 /*
@@ -812,7 +813,7 @@ static long long time_lookups(const int *seq, long long lookups,
 
 /*
  * One timer_create() for restore_one(); arg points to the method.  With
- * EXACT_NONE and id -1 this is a plain create.
+ * EXACT_NONE and id ID_POISON this is a plain create.
  */
 static int restore_create(const void *arg, int id, int *got)
 {
@@ -1159,17 +1160,37 @@ static const char *slab_merged_into(const struct slabinfo *si,
 /* Cases                                                               */
 /* ------------------------------------------------------------------ */
 
-/* 1. The legacy restore loop: create+delete pairs, IDs advance */
+static const char *const exact_choices[] = { "auto", "flag", "prctl", NULL };
+
+/*
+ * 1. The legacy restore loop: create+delete pairs, IDs advance.  start > 0
+ * first places the cursor there with an exact create of start - 1 (and its
+ * delete), so the loop runs at that depth of the ID space: the per-pair
+ * cost of an xarray depends on the height of the tree at the cursor.
+ */
 static const struct param pairs_params[] = {
 	{ "n", 200000, 1, INT_MAX, NULL },
+	{ "start", 0, 0, INT_MAX, NULL },
+	{ "exact", 0, 0, 0, exact_choices },
 	{ NULL, 0, 0, 0, NULL }
 };
 
 static void case_pairs(struct json *j)
 {
 	long long n = param_int("n"), per[NCHUNKS], i, a, b, t0, total = 0;
-	int c, id = -1;
+	int c, id = -1, start = (int)param_int("start");
 
+	if (start > 0) {
+		int m = exact_param("exact", false);
+
+		if (exact_begin(m) || create_exact(m, start - 1, &id))
+			die(errno, "%s timer_create(%d): %s", exact_names[m],
+			    start - 1, strerror(errno));
+		exact_end(m);
+		if (id != start - 1 || sys_timer_delete(id))
+			die(EPROTO, "placing the cursor at %d gave ID %d",
+			    start, id);
+	}
 	for (c = 0; c < nchunks(n); c++) {
 		a = chunk_start(n, c);
 		b = chunk_start(n, c + 1);
@@ -1187,6 +1208,7 @@ static void case_pairs(struct json *j)
 		per[c] = t0 / (b - a);
 	}
 	j_int(j, "pairs", n);
+	j_int(j, "start", start);
 	j_int(j, "ns_per_pair", median_ll(per, nchunks(n)));
 	j_int(j, "ns_per_pair_total", total / n);
 	j_int(j, "total_ns", total);
@@ -1195,7 +1217,6 @@ static void case_pairs(struct json *j)
 }
 
 /* 2. One exact create of a high ID in a fresh process, reps times */
-static const char *const exact_choices[] = { "auto", "flag", "prctl", NULL };
 
 static const struct param exact_high_params[] = {
 	{ "exact", 0, 0, 0, exact_choices },

@@ -35,6 +35,7 @@
 
 #include "compat.h"
 #include "common.h"
+#include "probe.h"
 
 #define PTIMERCTL_VERSION	"1.0"
 #define JSON_MAX_DEPTH		64
@@ -68,6 +69,16 @@ struct kitimerspec {
 
 /* Set when any operation failed to parse or validate: exit status 2 */
 static int had_error;
+
+/*
+ * Set once a create could not be confirmed (confirm_create()): the kernel's
+ * timer array no longer matches what it reported.  Every later op is then
+ * answered with "skipped" instead of run, down to a final "hold", so that
+ * a broken kernel's state is not touched again (on the first version of
+ * the series a later delete or /proc read reached freed memory) and the
+ * caller still gets one line per op.
+ */
+static bool unconfirmed;
 
 /* ------------------------------------------------------------------ */
 /* Small utilities                                                     */
@@ -599,7 +610,7 @@ static void jwrite(struct sbuf *sb, const struct jval *v)
 /* ------------------------------------------------------------------ */
 
 /* Handler return codes */
-enum { OP_ERR = -1, OP_OK = 0, OP_STOP = 1 };
+enum { OP_ERR = -1, OP_OK = 0, OP_STOP = 1, OP_HOLD = 2 };
 
 struct ctx {
 	struct sbuf *collect;	/* NULL: print each result to stdout */
@@ -818,6 +829,7 @@ struct create_args {
 	enum tid_mode tid_mode;
 	pid_t tid;
 	int id;			/* initial value of the ID variable */
+	bool id_given;		/* "id" was in the op: an exact create is meant */
 	bool null_sev;
 	bool bad_sev;
 	bool bad_id;
@@ -909,11 +921,12 @@ static int parse_create_args(struct ctx *c, const struct jval *op,
 	    arg_i32(c, op, "signo", SIGALRM, &a->signo) ||
 	    arg_int(c, op, "value", false, 0, LLONG_MIN, LLONG_MAX,
 		    &a->value) ||
-	    arg_i32(c, op, "id", -1, &a->id) ||
+	    arg_i32(c, op, "id", ID_POISON, &a->id) ||
 	    arg_bool(c, op, "bad_sev_ptr", &a->bad_sev) ||
 	    arg_bool(c, op, "bad_id_ptr", &a->bad_id))
 		return OP_ERR;
 
+	a->id_given = jget(op, "id") != NULL;
 	a->notify = SIGEV_SIGNAL;
 	v = jget(op, "notify");
 	if (v) {
@@ -960,7 +973,9 @@ static int parse_create_args(struct ctx *c, const struct jval *op,
 
 /*
  * One raw timer_create().  *id is preset to want, which the kernel reads
- * for SIGEV_TIMER_ID and in PR_TIMER_CREATE_RESTORE_IDS mode.
+ * for SIGEV_TIMER_ID and in PR_TIMER_CREATE_RESTORE_IDS mode; a plain
+ * create presets ID_POISON, so that a kernel which reports success without
+ * writing an ID shows as a negative ID instead of the wanted one.
  */
 static long do_create(const struct create_args *a, int want, int *id)
 {
@@ -1085,19 +1100,94 @@ static void put_siginfo(struct sbuf *r, const siginfo_t *si)
 
 static int run_script(struct ctx *c, const struct jval *script);
 
+/*
+ * Checks a successful create by other means than its return value: the
+ * timer answers under the reported ID and, for exact creates where
+ * /proc/self/timers can be read, the file lists it exactly once and holds
+ * one record more than before.  Inside "threads" the others may create and delete any ID
+ * meanwhile (the storms do), so there only the ID itself is checked.
+ * NULL if all holds.
+ */
+static const char *confirm_create(int id, int before, bool counted,
+				  bool in_thread, char *buf, size_t len)
+{
+	int n, total = 0;
+
+	if (id == ID_POISON)
+		return "timer_create() returned 0 but wrote no ID";
+	if (id < 0)
+		return "timer_create() returned 0 and a negative ID";
+	if (in_thread)
+		return NULL;
+	if (sys_timer_getoverrun(id)) {
+		snprintf(buf, len, "the new timer %d does not answer timer_getoverrun() (%s)",
+			 id, strerror(errno));
+		return buf;
+	}
+	if (!counted)
+		return NULL;
+	n = proc_count_id(id, &total);
+	if (n < 0)
+		return NULL;
+	if (n != 1 || total != before + 1) {
+		snprintf(buf, len,
+			 "after creating ID %d /proc/self/timers lists it %d times in %d records (%d before)",
+			 id, n, total, before);
+		return buf;
+	}
+	return NULL;
+}
+
 static int op_create(struct ctx *c, const struct jval *op, struct sbuf *r)
 {
 	struct create_args a;
+	const char *bad;
+	char buf[160];
+	int id, err, before = 0;
+	bool counted, verify;
 	long ret;
-	int id, err;
 
 	if (parse_create_args(c, op, &a))
 		return OP_ERR;
+	/*
+	 * /proc/self/timers is read before and after exact creates only, where
+	 * the wanted ID preset in the variable could pass for a result; plain
+	 * creates are checked by the poison and timer_getoverrun(), which
+	 * keeps a process with thousands of timers from reading its file
+	 * twice per create.  "verify": true asks for the count anyway.
+	 */
+	if (arg_bool(c, op, "verify", &verify))
+		return OP_ERR;
+	counted = (verify || a.id_given || (a.notify & SIGEV_TIMER_ID)) &&
+		  !c->in_thread && proc_count_id(-1, &before) >= 0;
 	ret = do_create(&a, a.id, &id);
 	err = errno;
 	res_ret(r, ret, err);
-	if (!ret && !a.bad_id)
-		res_int(r, "id", id);
+	if (ret || a.bad_id)
+		return OP_OK;
+	res_int(r, "id", id);
+	bad = confirm_create(id, before, counted, c->in_thread, buf, sizeof(buf));
+	if (bad) {
+		res_str(r, "confirm_error", bad);
+		unconfirmed = true;
+	}
+	return OP_OK;
+}
+
+/* Both probes, for the pytest plugin: see probe.h */
+static int op_probe(struct ctx *c, const struct jval *op, struct sbuf *r)
+{
+	struct probe_result flag, pr;
+
+	(void)c;
+	(void)op;
+	probe_timer_id_flag(&flag);
+	probe_restore_ids_prctl(&pr);
+	res_int(r, "ret", 0);
+	res_str(r, "flag", probe_state_name(flag.state));
+	res_str(r, "flag_detail", flag.detail);
+	res_str(r, "prctl", probe_state_name(pr.state));
+	res_str(r, "prctl_detail", pr.detail);
 	return OP_OK;
 }
 
@@ -1222,14 +1312,59 @@ static int op_drain(struct ctx *c, const struct jval *op, struct sbuf *r)
 	return OP_OK;
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * An ID listed twice in a /proc/<pid>/timers text (each timer has one ID,
+ * one record), or -1.  No kernel lists a timer twice; one that does keeps
+ * a timer in two slots of its array.
+ */
+static int duplicate_id(const char *text)
+{
+	int *ids = NULL, n = 0, cap = 0, dup = -1, id, i;
+	const char *p;
+
+	for (p = text; (p = strstr(p, "ID: ")); p++) {
+		if (p != text && p[-1] != '\n')
+			continue;
+		if (sscanf(p, "ID: %d", &id) != 1)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			ids = xrealloc(ids, cap * sizeof(*ids));
+		}
+		ids[n++] = id;
+	}
+	if (n)
+		qsort(ids, n, sizeof(*ids), cmp_int);
+	for (i = 1; i < n && dup < 0; i++)
+		if (ids[i] == ids[i - 1])
+			dup = ids[i];
+	free(ids);
+	return dup;
+}
+
 static int op_proc_timers(struct ctx *c, const struct jval *op,
 			  struct sbuf *r)
 {
 	struct sbuf text = { 0 };
-	char path[64];
-	int pid, fd, ret, err;
+	char path[64], msg[96];
+	int pid, fd, ret, err, dup;
+	bool repeats_ok;
 
-	if (arg_i32(c, op, "pid", getpid(), &pid))
+	/*
+	 * "repeats_ok": 6.12 lists newest first with the list position as the
+	 * seq_file cursor, so a read split over several read() calls while
+	 * other threads create timers repeats records.  Only a caller that
+	 * knows the kernel lists that way (no proc_timers_by_id) sets it.
+	 */
+	if (arg_i32(c, op, "pid", getpid(), &pid) ||
+	    arg_bool(c, op, "repeats_ok", &repeats_ok))
 		return OP_ERR;
 	snprintf(path, sizeof(path), "/proc/%d/timers", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1247,8 +1382,90 @@ static int op_proc_timers(struct ctx *c, const struct jval *op,
 		res_int(r, "ret", 0);
 		res_key(r, "text");
 		sb_json_str(r, text.buf, text.len);
+		dup = repeats_ok ? -1 : duplicate_id(text.buf);
+		if (dup >= 0) {
+			snprintf(msg, sizeof(msg), "/proc/%d/timers lists ID %d more than once",
+				 pid, dup);
+			res_str(r, "confirm_error", msg);
+			/* Our own array is corrupted: touch it no more */
+			if (pid == getpid())
+				unconfirmed = true;
+		}
 	}
 	sb_free(&text);
+	return OP_OK;
+}
+
+/*
+ * Re-read another process' /proc/<pid>/timers in small read() calls while
+ * that process tears its timers down (exit, exec): each read() restarts
+ * the seq_file walk at the saved position, which is the window in which a
+ * reader can meet a timer that is being freed.  Stops once the file was
+ * seen non-empty and then empty, when it cannot be opened any more, or
+ * after max_ms.
+ */
+static int op_proc_read_loop(struct ctx *c, const struct jval *op,
+			     struct sbuf *r)
+{
+	long long chunk, max_ms, passes = 0, full = 0, most = 0, end;
+	long long prev = 0, shrunk = 0;
+	const char *stop = "timeout";
+	char path[64], buf[4096];
+	int pid, fd, err = 0;
+	bool seen = false;
+
+	if (arg_i32(c, op, "pid", 0, &pid) ||
+	    arg_int(c, op, "chunk", false, 256, 1, sizeof(buf), &chunk) ||
+	    arg_int(c, op, "max_ms", false, 20000, 1,
+		    LLONG_MAX / NSEC_PER_MSEC, &max_ms))
+		return OP_ERR;
+	snprintf(path, sizeof(path), "/proc/%d/timers", pid);
+	end = now_ns(CLOCK_MONOTONIC) + max_ms * NSEC_PER_MSEC;
+	while (now_ns(CLOCK_MONOTONIC) < end) {
+		long long bytes = 0;
+		ssize_t n;
+
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			err = errno;
+			stop = "gone";
+			break;
+		}
+		while ((n = read(fd, buf, (size_t)chunk)) > 0)
+			bytes += n;
+		if (n < 0)
+			err = errno;
+		close(fd);
+		passes++;
+		/* The owner was reaped between open() and read() */
+		if (n < 0 && err == ESRCH) {
+			stop = "gone";
+			break;
+		}
+		if (n < 0) {
+			stop = "read error";
+			break;
+		}
+		/* Fewer timers than the pass before: read during the teardown */
+		if (bytes && bytes < prev)
+			shrunk++;
+		prev = bytes;
+		if (bytes) {
+			seen = true;
+			full++;
+			if (bytes > most)
+				most = bytes;
+		} else if (seen) {
+			stop = "emptied";
+			break;
+		}
+	}
+	res_ret(r, strcmp(stop, "read error") ? 0 : -1, err);
+	res_str(r, "stop", stop);
+	res_int(r, "passes", passes);
+	res_int(r, "nonempty_passes", full);
+	res_int(r, "max_bytes", most);
+	res_int(r, "shrunk_passes", shrunk);
 	return OP_OK;
 }
 
@@ -1256,6 +1473,7 @@ static int op_getpid(struct ctx *c, const struct jval *op, struct sbuf *r)
 {
 	(void)c;
 	(void)op;
+	res_int(r, "ret", 0);
 	res_int(r, "pid", getpid());
 	res_int(r, "tid", sys_gettid());
 	return OP_OK;
@@ -1620,23 +1838,32 @@ static int op_exec(struct ctx *c, const struct jval *op, struct sbuf *r)
 
 static const char *const create_many_keys[] = {
 	"count", "clock", "notify", "notify_raw", "signo", "value", "tid",
-	"flags", "bad_sev_ptr", "bad_id_ptr", NULL
+	"flags", "bad_sev_ptr", "bad_id_ptr", "arm_ns", NULL
 };
 
 static int op_create_many(struct ctx *c, const struct jval *op,
 			  struct sbuf *r)
 {
 	struct create_args a;
-	long long count, k, start;
+	struct kitimerspec its;
+	long long count, k, start, arm;
 	int id, first = -1, last = -1, err = 0;
 	bool contiguous = true;
 
 	if (arg_int(c, op, "count", true, 0, 0, LLONG_MAX, &count) ||
+	    arg_int(c, op, "arm_ns", false, 0, 0, LLONG_MAX, &arm) ||
 	    parse_create_args(c, op, &a))
 		return OP_ERR;
+	/* arm_ns: arm each timer with that value and interval */
+	ns_to_kts(arm, &its.it_value);
+	ns_to_kts(arm, &its.it_interval);
 	start = now_ns(CLOCK_MONOTONIC);
 	for (k = 0; k < count; k++) {
-		if (do_create(&a, -1, &id)) {
+		if (do_create(&a, ID_POISON, &id)) {
+			err = errno;
+			break;
+		}
+		if (arm && syscall(NR_TIMER_SETTIME, (long)id, 0, &its, NULL)) {
 			err = errno;
 			break;
 		}
@@ -1653,6 +1880,62 @@ static int op_create_many(struct ctx *c, const struct jval *op,
 	res_bool(r, "contiguous", contiguous);
 	res_int(r, "elapsed_ns", now_ns(CLOCK_MONOTONIC) - start);
 	return OP_OK;
+}
+
+/*
+ * count create+delete pairs of its own timer, going on after failures:
+ * "ids" lists each pair's ID in order, or -1 where the create failed (the
+ * errno counted in "eagain"/"other_errors").  With several threads doing
+ * this at once, 6.12's cursor hands every pair a new ID until it wraps.
+ */
+static int op_churn(struct ctx *c, const struct jval *op, struct sbuf *r)
+{
+	long long count, k, eagain = 0, other = 0, bad_delete = 0;
+	struct create_args a;
+	int id;
+
+	if (arg_int(c, op, "count", true, 0, 0, 1000000, &count) ||
+	    parse_create_args(c, op, &a))
+		return OP_ERR;
+	res_int(r, "ret", 0);
+	res_key(r, "ids");
+	sb_putc(r, '[');
+	for (k = 0; k < count; k++) {
+		if (k)
+			sb_putc(r, ',');
+		if (do_create(&a, ID_POISON, &id)) {
+			if (errno == EAGAIN)
+				eagain++;
+			else
+				other++;
+			sb_puts(r, "-1");
+			continue;
+		}
+		sb_printf(r, "%d", id);
+		if (sys_timer_delete(id))
+			bad_delete++;
+	}
+	sb_putc(r, ']');
+	res_int(r, "eagain", eagain);
+	res_int(r, "other_errors", other);
+	res_int(r, "failed_deletes", bad_delete);
+	return OP_OK;
+}
+
+/*
+ * Keep this process, and with it its timers, alive after the last result
+ * until a signal ends it: a test can compare the results first and decide
+ * whether the exit may run (on a broken kernel the exit of a corrupted
+ * timer array can take the whole guest down, and with it the shrinking of
+ * a failing example).  Output must go to a file, not to the SSH channel.
+ */
+static int op_hold(struct ctx *c, const struct jval *op, struct sbuf *r)
+{
+	(void)c;
+	(void)op;
+	res_int(r, "ret", 0);
+	res_int(r, "pid", getpid());
+	return OP_HOLD;
 }
 
 static int op_delete_range(struct ctx *c, const struct jval *op,
@@ -1690,10 +1973,21 @@ static const struct name_val restore_modes[] = {
 	{ NULL, 0 }
 };
 
-/* One timer_create() for restore_one(); arg is the struct create_args */
+/*
+ * One timer_create() for restore_one(); arg is the struct create_args.  An
+ * exact create is confirmed: *got starts as the wanted ID, so only the
+ * timer answering under it shows that the kernel created it there
+ * (ENOENT, reported as a failed timer_create, if not).
+ */
 static int restore_create(const void *arg, int id, int *got)
 {
-	return do_create(arg, id, got) ? -1 : 0;
+	if (do_create(arg, id, got))
+		return -1;
+	if (id != ID_POISON && sys_timer_getoverrun(*got)) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
 }
 
 static int op_criu_restore(struct ctx *c, const struct jval *op,
@@ -1780,7 +2074,7 @@ struct op_desc {
 
 static const char *const create_keys[] = {
 	"clock", "notify", "notify_raw", "signo", "value", "tid", "id",
-	"flags", "bad_sev_ptr", "bad_id_ptr", NULL
+	"flags", "bad_sev_ptr", "bad_id_ptr", "verify", NULL
 };
 
 static const char *const id_keys[] = { "id", NULL };
@@ -1792,7 +2086,7 @@ static const char *const wait_signal_keys[] = { "signo", "timeout_ms", NULL };
 
 static const char *const drain_keys[] = { "max", NULL };
 
-static const char *const pid_keys[] = { "pid", NULL };
+static const char *const proc_timers_keys[] = { "pid", "repeats_ok", NULL };
 
 static const char *const no_keys[] = { NULL };
 
@@ -1813,15 +2107,24 @@ static const char *const range_keys[] = { "first", "last", NULL };
 
 static const char *const exit_keys[] = { "status", "thread", NULL };
 
+static const char *const churn_keys[] = { "count", "clock", "notify",
+					  "notify_raw", "signo", "value",
+					  "tid", NULL };
+
+static const char *const proc_read_loop_keys[] = { "pid", "chunk", "max_ms",
+						   NULL };
+
 static const struct op_desc ops[] = {
 	{ "create", op_create, create_keys },
+	{ "probe", op_probe, no_keys },
 	{ "delete", op_delete, id_keys },
 	{ "settime", op_settime, settime_keys },
 	{ "gettime", op_gettime, id_keys },
 	{ "getoverrun", op_getoverrun, id_keys },
 	{ "wait_signal", op_wait_signal, wait_signal_keys },
 	{ "drain", op_drain, drain_keys },
-	{ "proc_timers", op_proc_timers, pid_keys },
+	{ "proc_timers", op_proc_timers, proc_timers_keys },
+	{ "proc_read_loop", op_proc_read_loop, proc_read_loop_keys },
 	{ "getpid", op_getpid, no_keys },
 	{ "spin", op_spin, ms_keys },
 	{ "sleep", op_sleep, ms_keys },
@@ -1834,9 +2137,34 @@ static const struct op_desc ops[] = {
 	{ "exec", op_exec, script_keys },
 	{ "create_many", op_create_many, create_many_keys },
 	{ "delete_range", op_delete_range, range_keys },
+	{ "churn", op_churn, churn_keys },
+	{ "hold", op_hold, no_keys },
 	{ "criu_restore", op_criu_restore, criu_restore_keys },
 	{ "exit", op_exit, exit_keys },
 };
+
+static int run_op(struct ctx *c, const struct jval *op);
+
+/* One "skipped" line per op, including those an exec's new image would run */
+static void skip_op(struct ctx *c, const struct jval *op)
+{
+	const struct jval *name = op->type == J_OBJ ? jget(op, "op") : NULL;
+	const struct jval *script;
+	struct sbuf r = { 0 };
+	size_t i;
+
+	res_begin(&r, name && name->type == J_STR ? name->str : "?");
+	res_str(&r, "skipped", "an earlier create could not be confirmed");
+	sb_putc(&r, '}');
+	emit(c, &r);
+	sb_free(&r);
+	script = name && name->type == J_STR && !strcmp(name->str, "exec") ?
+		 jget(op, "script") : NULL;
+	/* run_op() skips them too, but for a "hold", which must still hold */
+	if (script && script->type == J_ARR)
+		for (i = 0; i < script->len; i++)
+			run_op(c, script->items[i]);
+}
 
 /* Runs one operation and emits its result; OP_STOP ends a thread script */
 static int run_op(struct ctx *c, const struct jval *op)
@@ -1867,6 +2195,10 @@ static int run_op(struct ctx *c, const struct jval *op)
 		return OP_OK;
 	}
 
+	if (unconfirmed && strcmp(d->name, "hold")) {
+		skip_op(c, op);
+		return OP_OK;
+	}
 	c->err[0] = '\0';
 	rc = check_keys(c, op, d->keys);
 	if (!rc) {
@@ -1881,6 +2213,12 @@ static int run_op(struct ctx *c, const struct jval *op)
 		emit(c, &r);
 	}
 	sb_free(&r);
+	if (rc == OP_HOLD && !c->in_thread) {
+		/* Until SIGTERM or SIGKILL, which are not blocked */
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
 	return rc == OP_STOP ? OP_STOP : OP_OK;
 }
 
