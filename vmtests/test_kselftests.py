@@ -3,9 +3,15 @@
 ``--selftests DIR`` names the built binaries (``./ptimers test`` builds
 them from each kernel's tree).  Per-subtest results go to
 ``kselftests.json`` in the results directory; ``./ptimers test`` checks that
-nothing passing on the unpatched kernel fails on the patched one.  On 6.12
-some SIG_IGN checks of posix_timers fail even unpatched (the behaviour
-changed in 6.13), so this test asserts only on the suites we own.
+nothing passing on the unpatched kernel fails on the patched one.
+
+Each run is judged as a whole (:func:`harness.kselftest.judge`): exit
+status, plan, ``Bail out!`` and every result.  On 6.12 three signal checks
+of posix_timers fail even unpatched (the behaviour changed in 6.13); they
+are listed, with the reason, in ``harness.kselftest`` and must fail there,
+so a series that changed that behaviour would show up too.  Under TCG the
+checks that compare a timer with wall-clock time within 0.5 s are
+recorded but do not fail the run (a loaded host makes them miss).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from harness.guest import Guest
+from harness.kselftest import judge, known_failures, tolerated
 from harness.ktap import parse
 
 
@@ -35,22 +42,33 @@ def test_kselftest(
     program: str,
     request: pytest.FixtureRequest,
     features: dict[str, bool],
+    accel: str,
 ) -> None:
     binary = selftests / program
     if not binary.exists():
         pytest.skip(f"{program} is not part of this tree")
+    release = guest.run("uname -r", check=True).stdout.strip()
     res = guest.run(f"cd /tmp && {shlex.quote(str(binary))}", timeout=900)
     run = parse(res.stdout)
-    assert run.results, f"{program} printed no TAP results:\n{res.stdout[-2000:]}"
     statuses = {r.name: r.status for r in run.results}
+    # Recorded before judging: the unpatched/patched comparison of
+    # ./ptimers test needs the subtests of a failed run too.
     out = Path(request.config.getoption("--results-dir")) / "kselftests.json"
     data = json.loads(out.read_text()) if out.exists() else {}
     data[program] = statuses
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=2) + "\n")
+    verdict = judge(run, res.status, known_failures(program, release), tolerated(program, accel))
+    assert verdict.failures == [], (
+        f"{program} on {release} (exit {res.status}): {'; '.join(verdict.failures)}\n"
+        f"{res.stdout[-3000:]}{res.stderr[-1000:]}"
+    )
+    if verdict.tolerated:
+        # Visible in -rA output and the JUnit file, not a failure.
+        print(f"{program}: timing checks failed under {accel}: {verdict.tolerated}")
+    if verdict.skip is not None:
+        pytest.skip(f"{program} skipped itself: {verdict.skip}")
     if program == "timer_create_id":
-        failed = sorted(n for n, s in statuses.items() if s == "fail")
-        assert failed == [], f"{program} failures: {failed}\n{res.stdout[-3000:]}"
         if features["sigev_timer_id"]:
             assert statuses.get("global.race_same_id") == "pass"
         if features["prctl_restore_ids"]:
