@@ -57,3 +57,11 @@ class GuestUnreachable(BootError):
 
 class GuestError(HarnessError):
     """A command in a running guest failed or timed out."""
+
+
+class KernelBroken(HarnessError):
+    """The kernel under test answered a feature probe with something neither
+    an old kernel nor a working new one says, or lacks a feature the caller
+    expected: a failure of the kernel (a bad commit), never a skip."""
+
+    exit_code = 1

@@ -116,25 +116,3 @@ class Guest:
         if self.client is not None:
             self.client.close()
             self.client = None
-
-
-class Dmesg:
-    """A cursor over the guest's kernel log: what appeared since last time."""
-
-    def __init__(self, guest: Guest) -> None:
-        self.guest = guest
-        self.seen = 0
-
-    def _lines(self) -> list[str]:
-        return self.guest.run("dmesg", timeout=60).stdout.splitlines()
-
-    def mark(self) -> None:
-        """Forget everything logged so far."""
-        self.seen = len(self._lines())
-
-    def new(self) -> list[str]:
-        """Lines logged since the last mark/new call."""
-        lines = self._lines()
-        fresh = lines[self.seen :] if len(lines) >= self.seen else lines
-        self.seen = len(lines)
-        return fresh

@@ -4,8 +4,11 @@ Registered from the repository's root conftest.  Responsibilities:
 
 * options (``--kernel``, ``--bisect``, ``--results-dir``, boot knobs);
 * one guest per session, torn down on every exit path;
-* after each vmtest, the kernel log is scanned for splats and the test fails
-  if the kernel complained, even when the helper was happy;
+* after each vmtest, the kernel log records it printed (``/dev/kmsg``, by
+  sequence number) are scanned for splats and the test fails if the kernel
+  complained, even when the helper was happy, or if records were overwritten
+  before they could be read; the records printed after the last test are
+  scanned at session end and fail the session;
 * features are probed in the guest and ``@pytest.mark.needs("...")`` skips
   tests whose feature is missing (bisecting inside the series works);
 * ``results.json``, ``summary.md`` and a JUnit file per run;
@@ -26,9 +29,10 @@ import pytest
 
 from . import helper as helper_mod
 from . import procfs
-from .errors import BootError, GuestUnreachable, HarnessError
-from .guest import Dmesg, Guest
+from .errors import BootError, GuestError, GuestUnreachable, HarnessError, KernelBroken
+from .guest import Guest
 from .helper import Helper
+from .kmsg import KmsgCursor
 from .results import RunRecord, TestRecord, markdown_summary, write_json
 from .splat import Detector, report
 from .vm import VirtmeVM, tail
@@ -44,6 +48,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--kernel",
         metavar="PATH",
         help="bzImage to boot (or a build/cache directory containing one)",
+    )
+    group.addoption(
+        "--model-examples",
+        type=int,
+        default=40,
+        help="examples of the model-based sequence test (vmtests/test_model.py)",
+    )
+    group.addoption(
+        "--model-steps",
+        type=int,
+        default=40,
+        help="most operations per example of the model-based sequence test",
+    )
+    group.addoption(
+        "--fuzz-cases",
+        type=int,
+        default=100_000,
+        help="inputs of the timer_create() fuzzer, half with the flag (vmtests/test_fuzz.py); "
+        "only the default's trace is recorded for comparison with 6.12",
     )
     group.addoption(
         "--bisect",
@@ -84,6 +107,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="drive every test with the -m32 helper (the compat syscalls)",
     )
+    group.addoption(
+        "--expect-features",
+        metavar="LIST",
+        default="",
+        help="comma-separated features the kernel must have (" + ", ".join(EXPECTABLE) + "); "
+        "one that is absent fails the session instead of skipping its tests",
+    )
     group.addoption("--vm-cpus", type=int, default=2)
     group.addoption("--vm-memory", default="2G")
 
@@ -111,6 +141,11 @@ def resolve_kernel(value: str) -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs(feature): skip unless the guest has the feature")
     config.addinivalue_line("markers", "bench: benchmark smoke case")
+    config.addinivalue_line(
+        "markers",
+        "floods_kmsg: the test overflows the kernel log on purpose; the records it pushes "
+        "out do not fail it (what is read is still scanned)",
+    )
     results_dir = Path(config.getoption("--results-dir"))
     if config.getoption("--kernel"):
         try:
@@ -134,11 +169,13 @@ class _State:
         self.results_dir = results_dir
         self.vm: VirtmeVM | None = None
         self.guest: Guest | None = None
-        self.dmesg: Dmesg | None = None
+        self.dmesg: KmsgCursor | None = None
         self.run: RunRecord | None = None
         self.infra_error: str | None = None
         self.crashed: str | None = None
         self.detector = Detector.default()
+        #: what the session-end scan of the kernel log found ('' if nothing)
+        self.late: str = ""
 
 
 _KERNEL = pytest.StashKey[Path]()
@@ -181,13 +218,7 @@ def _probe_features(guest: Guest, helper: Helper) -> dict[str, bool]:
     feats["kmemleak"] = "kmemleak" in dbg
     feats["failslab"] = "failslab" in dbg
     feats["fail_page_alloc"] = "fail_page_alloc" in dbg
-    res = helper.run(
-        [
-            {"op": "proc_timers"},
-            {"op": "create", "notify": "none", "flags": ["timer_id"], "id": 4242},
-            {"op": "prctl", "option": 77, "arg2": 2},
-        ]
-    )
+    res = helper.run([{"op": "proc_timers"}, {"op": "probe"}])
     order = helper.run(
         [{"op": "create"}, {"op": "create"}, {"op": "create"}, {"op": "proc_timers"}]
     )[3]
@@ -195,9 +226,45 @@ def _probe_features(guest: Guest, helper: Helper) -> dict[str, bool]:
     # 6.12 lists newest first; the series lists by ID (stable under churn).
     feats["proc_timers_by_id"] = listed == [0, 1, 2]
     feats["proc_timers"] = res[0]["ret"] == 0
-    feats["sigev_timer_id"] = res[1]["ret"] == 0 and res[1].get("id") == 4242
-    feats["prctl_restore_ids"] = res[2]["ret"] in (0, 1)
+    probe = res[1]
+    for feat, key in (("sigev_timer_id", "flag"), ("prctl_restore_ids", "prctl")):
+        # Three answers (vmtests/helper/probe.h): a kernel whose new
+        # interface half works must fail, not pass as an old kernel.
+        if probe[key] == "broken":
+            raise KernelBroken(
+                f"the {feat} probe got an answer no kernel should give: {probe[key + '_detail']}",
+                hint="this kernel's implementation is broken; see vmtests/helper/probe.h "
+                "for what the probe asks",
+            )
+        feats[feat] = probe[key] == "present"
     return feats
+
+
+# Features --expect-features can demand, and what each needs to be present.
+EXPECTABLE = ("sigev_timer_id", "prctl_restore_ids", "proc_timers_by_id", "proc_timers")
+
+
+def parse_expected(value: str) -> list[str]:
+    """The --expect-features list; an unknown name is a usage error."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in EXPECTABLE]
+    if unknown:
+        raise pytest.UsageError(
+            f"--expect-features: unknown feature(s) {', '.join(unknown)}; "
+            f"known: {', '.join(EXPECTABLE)}"
+        )
+    return names
+
+
+def check_expected(feats: dict[str, bool], expected: list[str]) -> None:
+    """Fail the session when a feature the caller expects is absent."""
+    missing = [n for n in expected if not feats.get(n)]
+    if missing:
+        raise KernelBroken(
+            f"expected feature(s) absent on this kernel: {', '.join(missing)}",
+            hint="the kernel lacks what --expect-features demands (a regression, or the "
+            "wrong kernel); drop the option to test an older kernel",
+        )
 
 
 def _announce(config: pytest.Config, line: str) -> None:
@@ -239,17 +306,24 @@ def _boot(config: pytest.Config, state: _State) -> None:
         finally:
             state.run.boot_attempts = vm.attempts
         state.guest = guest
-        state.dmesg = Dmesg(guest)
+        state.dmesg = KmsgCursor(guest)
         state.run.release = guest.run("uname -r", check=True).stdout.strip()
         state.run.accel = vm.accel.name if vm.accel else ""
         state.run.boot_seconds = round(vm.ready_seconds, 2)
         state.run.ssh_seconds = round(ssh, 2)
-        state.run.features = _probe_features(guest, Helper(guest, binary))
-        state.dmesg.mark()
         # A kernel that splats while booting is broken before any test.
-        boot_log = guest.run("dmesg", timeout=60).stdout.splitlines()
+        boot_log = state.dmesg.new()
         if splats := state.detector.scan(boot_log):
             raise BootError("the kernel complained during boot", detail=report(splats))
+        state.dmesg.mark()
+        state.run.features = _probe(state, guest, Helper(guest, binary))
+        check_expected(state.run.features, parse_expected(config.getoption("--expect-features")))
+    except KernelBroken as exc:
+        # The kernel booted and then answered wrongly: a bad commit, not an
+        # untestable one, with or without --bisect.
+        state.crashed = exc.message
+        _teardown(state)
+        raise pytest.exit(exc.render(), returncode=1) from None
     except HarnessError as exc:
         code = 3
         if config.getoption("--bisect"):
@@ -267,6 +341,26 @@ def _boot(config: pytest.Config, state: _State) -> None:
                 code = INFRA_EXIT
         _teardown(state)
         raise pytest.exit(exc.render(), returncode=code) from None
+
+
+def _probe(state: _State, guest: Guest, helper: Helper) -> dict[str, bool]:
+    """Probe the features; a probe that kills the guest or splats is the kernel's fault."""
+    assert state.vm is not None and state.dmesg is not None
+    try:
+        feats = _probe_features(guest, helper)
+    except GuestError as exc:
+        if (marker := state.vm.console_failure()) is not None or not state.vm.alive():
+            raise KernelBroken(
+                f"the kernel failed while its features were probed ({marker or 'QEMU exited'})",
+                detail=tail(state.vm.console, 60),
+            ) from exc
+        raise
+    if splats := state.detector.scan(state.dmesg.new()):
+        raise KernelBroken(
+            "the kernel complained while its features were probed", detail=report(splats)
+        )
+    state.dmesg.mark()
+    return feats
 
 
 def _teardown(state: _State) -> None:
@@ -307,6 +401,26 @@ def compat_helper(guest: Guest) -> Helper:
     return Helper(guest, helper_mod.build("ptimerctl32"))
 
 
+@pytest.fixture(scope="session")
+def accel(guest: Guest, request: pytest.FixtureRequest) -> str:
+    """How the guest runs: "kvm" or "tcg" (emulated: timing checks are unreliable)."""
+    run = request.config.stash[_STATE].run
+    assert run is not None and run.accel in ("kvm", "tcg")
+    return run.accel
+
+
+@pytest.fixture(scope="session")
+def kernel_timeline(guest: Guest, request: pytest.FixtureRequest) -> list[tuple[str, int]]:
+    """(label, guest jiffies) at every kernel log read so far: boot, then each test.
+
+    Live: entries are appended as tests run.  Maps a kmemleak allocation
+    time to the test that ran then (harness.kmemleak.attribute).
+    """
+    cursor = request.config.stash[_STATE].dmesg
+    assert cursor is not None
+    return cursor.history
+
+
 @pytest.fixture(autouse=True)
 def _needs(request: pytest.FixtureRequest) -> None:
     """Skip tests whose ``needs`` feature the guest lacks."""
@@ -341,16 +455,18 @@ def pytest_runtest_makereport(
     if state.dmesg is None:
         return
     try:
-        fresh = state.dmesg.new()
+        batch = state.dmesg.read(item.nodeid)
     except HarnessError as exc:
         rep.outcome = "failed"
-        rep.longrepr = f"could not read dmesg after the test: {exc.render()}"
+        rep.longrepr = f"could not read the kernel log after the test: {exc.render()}"
         return
-    splats = state.detector.scan(fresh)
-    if splats:
+    problems = [report(s)] if (s := state.detector.scan(batch.lines())) else []
+    if batch.lost and item.get_closest_marker("floods_kmsg") is None:
+        problems.append(batch.lost_report())
+    if problems:
         rep.outcome = "failed"
         prev = str(rep.longrepr) + "\n\n" if rep.longrepr else ""
-        rep.longrepr = prev + report(splats)
+        rep.longrepr = prev + "\n\n".join(problems)
 
 
 def _guest_crash(state: _State, call: pytest.CallInfo[None]) -> str | None:
@@ -415,11 +531,37 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         state.run.tests.append(TestRecord(report.nodeid, outcome, round(report.duration, 3), msg))
 
 
+def _late_scan(state: _State) -> str:
+    """Splats (or lost records) in the kernel log after the last test's check.
+
+    Fixture teardowns run after that check, and a splat can arrive late (a
+    timer firing, a deferred free): without this scan it would be seen by
+    nobody.  '' when the log is clean or there is no live guest to ask (it
+    never booted, was already stopped after a boot failure, or crashed).
+    """
+    if state.guest is None or state.dmesg is None or state.crashed:
+        return ""
+    if state.vm is None or not state.vm.alive():
+        return ""
+    try:
+        batch = state.dmesg.read("session end")
+    except HarnessError as exc:
+        return f"could not read the kernel log at session end: {exc.render()}"
+    problems = [report(s)] if (s := state.detector.scan(batch.lines())) else []
+    if batch.lost:
+        problems.append(batch.lost_report())
+    return "\n\n".join(problems)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     state = config.stash[_STATE]
+    state.late = _late_scan(state)
+    if state.late and exitstatus == pytest.ExitCode.OK:
+        exitstatus = session.exitstatus = pytest.ExitCode.TESTS_FAILED
     _teardown(state)
     if state.run is not None:
+        state.run.session_end = state.late
         state.run.exit_status = int(exitstatus)
         write_json(state.results_dir / "results.json", state.run.to_json())
         (state.results_dir / "summary.md").write_text(markdown_summary(state.run))
@@ -429,6 +571,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = config.stash[_STATE]
+    if state.late:
+        terminalreporter.write_sep("=", "kernel log after the last test", red=True)
+        terminalreporter.write_line(state.late)
     if state.run is not None:
         c = state.run.counts()
         terminalreporter.write_line(

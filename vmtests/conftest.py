@@ -6,10 +6,12 @@ The session guest, feature probes and splat checks come from
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from harness.guest import Guest
 from harness.helper import Helper, Op
 
 SIGALRM = 14
@@ -27,7 +29,9 @@ PR_TIMER_CREATE_RESTORE_IDS = 77
 
 def ok(result: Op) -> Op:
     """Assert a helper operation succeeded; return it for chaining."""
-    assert result.get("ret", 0) >= 0, f"{result.get('op')} failed: {result}"
+    # Every helper result carries "ret"; one without it (a skipped op, a
+    # line of the wrong kind) is not a success.
+    assert "ret" in result and result["ret"] >= 0, f"{result.get('op')} failed: {result}"
     return result
 
 
@@ -52,3 +56,45 @@ def create(**kw: Any) -> Op:
 def run(helper: Helper) -> Helper:
     """The helper, for tests that read better as ``run.run([...])``."""
     return helper
+
+
+FAILSLAB = "/sys/kernel/debug/failslab"
+FAILSLAB_TIMES = 1_000_000  # failslab's budget of failures; what is left tells how many hit
+
+
+@pytest.fixture
+def failslab(guest: Guest) -> Iterator[Guest]:
+    """failslab armed for tasks that ask for it (make-it-fail) and the caches
+    a test enables; everything off again afterwards."""
+    # Filters first, probability last: between the two, every allocation of
+    # every task in the guest would fail.
+    knobs = {
+        "task-filter": "Y",
+        "cache-filter": "Y",
+        "ignore-gfp-wait": "N",
+        "interval": "1",
+        "times": str(FAILSLAB_TIMES),
+        "space": "0",
+        "verbose": "0",
+        "probability": "100",
+    }
+    try:
+        for k, v in knobs.items():
+            guest.run(f"echo {v} > {FAILSLAB}/{k}", check=True)
+        yield guest
+    finally:
+        guest.run(
+            f"echo 0 > {FAILSLAB}/probability; for c in /sys/kernel/slab/*/failslab; do "
+            "echo 0 > $c 2>/dev/null; done",
+            check=True,
+        )
+
+
+def failslab_injected(guest: Guest) -> int:
+    """Failures injected so far: failslab counts ``times`` down per failure.
+
+    (Counting FAULT_INJECTION lines in dmesg would miss rate-limited
+    reports, a wrapped ring buffer and the __GFP_NOWARN attempts.)
+    """
+    out = guest.run(f"cat {FAILSLAB}/times", timeout=60, check=True)
+    return FAILSLAB_TIMES - int(out.stdout.strip())

@@ -10,7 +10,7 @@ import pytest
 
 from harness.errors import GuestError
 from harness.guest import Guest, Result
-from harness.helper import Helper, HelperError, Op, decode, encode
+from harness.helper import ContractError, Helper, HelperError, Op, decode, encode, violations
 
 
 class FakeGuest:
@@ -145,3 +145,46 @@ def test_non_json_output_fails_the_run() -> None:
 
 def test_helper_error_is_a_guest_error() -> None:
     assert issubclass(HelperError, GuestError)
+
+
+def test_confirm_error_fails_the_run_wherever_it_is() -> None:
+    """A create the helper could not confirm is a kernel contract violation,
+    even nested in a fork's results."""
+    child = {"op": "create", "ret": 0, "id": 7, "confirm_error": "lists it 2 times"}
+    out = lines({"op": "fork", "ret": 0, "pid": 9, "status": 0, "signal": 0, "results": [child]})
+    helper = make_helper(FakeGuest(out))
+    with pytest.raises(ContractError) as exc:
+        helper.run([{"op": "fork", "script": [{"op": "create"}]}])
+    assert "lists it 2 times" in exc.value.message
+
+
+@pytest.mark.parametrize(
+    ("script", "status", "signal", "bad"),
+    [
+        ([{"op": "create"}], 0, 0, False),
+        ([{"op": "create"}], 2, 0, True),  # the child's script had an error
+        ([{"op": "create"}], -1, 11, True),  # the child crashed
+        ([{"op": "exit", "status": 3}], 3, 0, False),  # asked for
+        ([{"op": "exit", "status": 3}], 0, 0, True),
+    ],
+)
+def test_fork_child_status_is_checked(
+    script: list[Op], status: int, signal: int, bad: bool
+) -> None:
+    res = {"op": "fork", "ret": 0, "pid": 9, "status": status, "signal": signal, "results": []}
+    found = violations([{"op": "fork", "script": script}], [res])
+    assert bool(found) == bad, found
+
+
+def test_nested_fork_status_is_checked() -> None:
+    inner = {"op": "fork", "ret": 0, "pid": 10, "status": 2, "signal": 0, "results": []}
+    outer = {"op": "fork", "ret": 0, "pid": 9, "status": 0, "signal": 0, "results": [inner]}
+    ops: list[Op] = [{"op": "fork", "script": [{"op": "fork", "script": []}]}]
+    assert len(violations(ops, [outer])) == 1
+
+
+def test_pairing_stops_at_exec() -> None:
+    """After exec the new image's lines do not pair with the ops."""
+    ops: list[Op] = [{"op": "exec", "script": []}, {"op": "fork", "script": []}]
+    results: list[Op] = [{"op": "fork", "ret": 0, "status": 2, "signal": 0, "results": []}]
+    assert violations(ops, results) == []

@@ -615,10 +615,13 @@ def test_threads(ptimerctl: Path) -> None:
     assert t["ret"] == 0 and len(t["tids"]) == 3 and len(set(t["tids"])) == 3
     assert pid not in t["tids"]
     a, b, c = t["results"]
-    assert a[0] == {"op": "getpid", "pid": pid, "tid": t["tids"][0]}
+    assert a[0] == {"op": "getpid", "ret": 0, "pid": pid, "tid": t["tids"][0]}
     assert a[1]["id"] == 0
     assert a[3]["signo"] == SIGUSR1 and a[3]["timerid"] == 0 and a[3]["value"] == 1
-    assert b == [{"op": "getpid", "pid": pid, "tid": t["tids"][1]}, {"op": "exit", "ret": 0}]
+    assert b == [
+        {"op": "getpid", "ret": 0, "pid": pid, "tid": t["tids"][1]},
+        {"op": "exit", "ret": 0},
+    ]
     assert c == []
     assert res[2] == {"op": "threads", "ret": 0, "tids": [], "results": []}
 

@@ -1,0 +1,84 @@
+"""The plugin's feature probes: three answers, and --expect-features."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+
+from harness.errors import KernelBroken
+from harness.guest import Guest, Result
+from harness.helper import Helper, Op
+from harness.pytest_plugin import _probe_features, check_expected, parse_expected
+
+
+class StubGuest:
+    """No /proc/config.gz, no debugfs: only the helper's answers matter here."""
+
+    def run(self, command: str, stdin: str | None = None, timeout: float = 60.0) -> Result:
+        return Result(command, 1, "", "", 0.0)
+
+
+class StubHelper:
+    def __init__(self, probe: Op) -> None:
+        self.probe = probe
+
+    def run(self, ops: list[Op], **_: Any) -> list[Op]:
+        if ops[-1]["op"] == "probe":
+            return [{"op": "proc_timers", "ret": -1, "errno": "ENOENT"}, self.probe]
+        return [{"op": "create", "ret": 0, "id": i} for i in range(3)] + [
+            {"op": "proc_timers", "ret": -1, "errno": "ENOENT"}
+        ]
+
+
+def probe(flag: str, prctl: str) -> Op:
+    return {
+        "op": "probe",
+        "ret": 0,
+        "flag": flag,
+        "flag_detail": f"flag {flag}",
+        "prctl": prctl,
+        "prctl_detail": f"prctl {prctl}",
+    }
+
+
+def features(answer: Op) -> dict[str, bool]:
+    return _probe_features(cast(Guest, StubGuest()), cast(Helper, StubHelper(answer)))
+
+
+@pytest.mark.parametrize(
+    ("flag", "prctl", "want"),
+    [
+        ("absent", "absent", (False, False)),
+        ("present", "absent", (True, False)),
+        ("present", "present", (True, True)),
+        ("absent", "present", (False, True)),
+    ],
+)
+def test_present_and_absent_map_to_features(flag: str, prctl: str, want: tuple[bool, bool]) -> None:
+    feats = features(probe(flag, prctl))
+    assert (feats["sigev_timer_id"], feats["prctl_restore_ids"]) == want
+
+
+@pytest.mark.parametrize(("flag", "prctl"), [("broken", "absent"), ("present", "broken")])
+def test_a_broken_answer_fails_instead_of_skipping(flag: str, prctl: str) -> None:
+    with pytest.raises(KernelBroken) as exc:
+        features(probe(flag, prctl))
+    assert "broken" in exc.value.message and exc.value.exit_code == 1
+
+
+def test_expect_features_parses_and_rejects_unknown_names() -> None:
+    assert parse_expected(" sigev_timer_id, prctl_restore_ids ,") == [
+        "sigev_timer_id",
+        "prctl_restore_ids",
+    ]
+    assert parse_expected("") == []
+    with pytest.raises(pytest.UsageError):
+        parse_expected("sigev_timer_idd")
+
+
+def test_an_expected_feature_that_is_absent_fails() -> None:
+    check_expected({"sigev_timer_id": True, "prctl_restore_ids": True}, ["sigev_timer_id"])
+    with pytest.raises(KernelBroken) as exc:
+        check_expected({"sigev_timer_id": False}, ["sigev_timer_id"])
+    assert "sigev_timer_id" in exc.value.message
