@@ -169,13 +169,26 @@ def test_listing_matches_live_timers(helper: Helper) -> None:
 
 @pytest.mark.needs("proc_timers")
 def test_other_process_view(helper: Helper) -> None:
-    """A parent reads its child's file, as CRIU's dump does."""
-    res = helper.run(
-        [
-            {"op": "fork", "script": [create(), create(), {"op": "sleep", "ms": 100}]},
-        ]
-    )
-    ok(res[0])
-    # The child is gone; its file must be gone too.
-    res2 = helper.one({"op": "proc_timers", "pid": res[0]["pid"]})
-    assert res2["ret"] == -1
+    """Another process reads a live process's file, as CRIU's dump does,
+    and finds exactly its timers; once the process is gone, so is the file."""
+    ops: list[Op] = [
+        {"op": "getpid"},
+        create(),
+        create(signo=SIGUSR1, value=77),
+        create(notify="none"),
+        {"op": "delete", "id": 1},
+        {"op": "hold"},
+    ]
+    res, pid = helper.run_held(ops, expect=5)
+    try:
+        assert res[0]["pid"] == pid
+        seen = ok(helper.one({"op": "proc_timers", "pid": pid}))
+        timers = {t.id: t for t in parse(seen["text"])}
+        assert sorted(timers) == [0, 2]
+        assert (timers[0].notify, timers[0].signo) == ("signal", SIGALRM)
+        assert timers[0].target_id == pid
+        assert timers[2].notify == "none"
+    finally:
+        helper.release(pid)
+    gone = helper.one({"op": "proc_timers", "pid": pid})
+    assert gone["ret"] == -1 and gone["errno"] == "ENOENT"

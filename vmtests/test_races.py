@@ -37,8 +37,15 @@ def test_same_wanted_id_many_rounds(helper: Helper) -> None:
         ok(res[2 * r + 1])
 
 
-def test_create_delete_storm_with_readers(helper: Helper) -> None:
-    """Creates/deletes in two threads while two others read /proc and poke random IDs."""
+def test_create_delete_storm_with_readers(helper: Helper, features: dict[str, bool]) -> None:
+    """Creates/deletes in two threads while two others read /proc and poke random IDs.
+
+    The helper fails a listing that shows an ID twice, except on kernels
+    that list newest first (6.12): there a read split over several read()
+    calls repeats records while others create, which is how 6.12 behaves,
+    not a corrupted array (test_proc_listing_consistent_under_churn pins
+    the series' stronger promise).
+    """
     seed = int(os.environ.get("PTIMERS_SEED", "7"))
     rnd = random.Random(seed)
     writers = [
@@ -49,7 +56,10 @@ def test_create_delete_storm_with_readers(helper: Helper) -> None:
         ]
         for _ in range(2)
     ]
-    readers: list[list[Op]] = [[{"op": "proc_timers"} for _ in range(40)]]
+    repeats_ok = not features["proc_timers_by_id"]
+    readers: list[list[Op]] = [
+        [{"op": "proc_timers", "repeats_ok": repeats_ok} for _ in range(40)]
+    ]
     readers.append(
         [
             rnd.choice(
