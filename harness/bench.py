@@ -11,6 +11,7 @@ instead of biasing one.  Nothing here asserts on time: the output is data
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import hashlib
 import json
 import platform
@@ -27,6 +28,8 @@ from .guest import Guest
 from .vm import VirtmeVM
 
 INT_MAX = 2**31 - 1
+# Where a.pairs_at.* places the cursor (label, first ID of the loop)
+PAIR_DEPTHS = (("1e3", 10**3), ("1e5", 10**5), ("1e7", 10**7), ("2^31-1e5", 2**31 - 10**5))
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,18 @@ def cases(scale: float = 1.0) -> list[Case]:
         return max(10, int(x * scale))
 
     out = [Case("a.pairs", "pairs", {"n": n(100_000)}, "ns_per_pair")]
+    # The same loop with the cursor placed by an exact create: an xarray's
+    # per-pair cost depends on the tree's height at the cursor.
+    for label, start in PAIR_DEPTHS:
+        out.append(
+            Case(
+                f"a.pairs_at.{label}",
+                "pairs",
+                {"n": n(20_000), "start": start, "exact": "auto"},
+                "ns_per_pair",
+                needs="exact",
+            )
+        )
     for how in ("flag", "prctl"):
         out.append(
             Case(
@@ -124,6 +139,17 @@ def cases(scale: float = 1.0) -> list[Case]:
     return out
 
 
+def select(matrix: list[Case], only: list[str] | None) -> list[Case]:
+    """The cases whose names match one of ``only`` (all without patterns)."""
+    if not only:
+        return matrix
+    picked = [c for c in matrix if any(fnmatch.fnmatchcase(c.name, p) for p in only)]
+    if not picked:
+        names = ", ".join(c.name for c in matrix)
+        raise HarnessError(f"--cases {' '.join(only)} matches no benchmark case; cases: {names}")
+    return picked
+
+
 @dataclass
 class KernelUnderTest:
     label: str  # unpatched | patched | upstream
@@ -141,10 +167,25 @@ def _resolve_exact(params: dict[str, Any], feats: dict[str, bool]) -> dict[str, 
     return {**params, "exact": how}
 
 
+def lacks(case: Case, feats: dict[str, bool]) -> str | None:
+    """Why the kernel (``ptbench --probe``'s answer) cannot run ``case``, or None.
+
+    One place for the rule, so that the benchmark and its smoke test agree
+    (the smoke test once read ``needs="exact"`` as a feature of that name
+    and skipped those cases on every kernel).
+    """
+    if case.needs == "exact":
+        if not (feats.get("flag") or feats.get("prctl")):
+            return "kernel lacks SIGEV_TIMER_ID and the prctl"
+    elif case.needs and not feats.get(case.needs):
+        return f"kernel lacks {case.needs}"
+    return None
+
+
 def run_case(guest: Guest, binary: Path, case: Case, feats: dict[str, bool]) -> dict[str, Any]:
     """Run one case in the guest; return its JSON (or an error record)."""
-    if case.needs and not feats.get(case.needs):
-        return {"skipped": f"kernel lacks {case.needs}"}
+    if (why := lacks(case, feats)) is not None:
+        return {"skipped": why}
     params = _resolve_exact(case.params, feats)
     argv = Case(case.name, case.case, params, case.metric).argv()
     res = guest.run(f"{shlex.quote(str(binary))} {argv}", timeout=1800)
@@ -178,7 +219,9 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
                 }
         ratios = {}
         patched = per_kernel.get("patched", {}).get("median")
-        for other in ("unpatched", "upstream"):
+        for other in results["kernels"]:
+            if other == "patched":
+                continue
             base = per_kernel.get(other, {}).get("median")
             if patched is not None and base:
                 ratios[f"patched/{other}"] = patched / base
@@ -211,10 +254,14 @@ def bench(
     cpus: int = 2,
     memory: str = "2G",
     config_digest: str = "",
+    only: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run every case on every kernel for ``rounds`` rounds; write results.json."""
+    """Run every case on every kernel for ``rounds`` rounds; write results.json.
+
+    ``only``: shell-style patterns of case names to run (default: all).
+    """
     binary = helper_mod.build("ptbench")
-    matrix = cases(scale)
+    matrix = select(cases(scale), only)
     results: dict[str, Any] = {
         "meta": {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -240,3 +240,48 @@ def write_reports(results: dict[str, Any], out_dir: Path) -> list[Path]:
         path.write_text(render(results, template))
         written.append(path)
     return written
+
+
+def write_comparison(results: dict[str, Any], out_dir: Path) -> Path:
+    """compare.md: per case the median (min-max) per kernel, ratios to 'patched'.
+
+    For runs on kernels given with --kernel, which the three-kernel reports
+    do not know; every figure comes from results.json next to it.
+    """
+    meta = results["meta"]
+    labels = list(results["kernels"])
+    lines = [
+        f"# Benchmark comparison ({meta.get('date', '?')})",
+        "",
+        f"QEMU {str(meta.get('accel', '?')).upper()} (emulated when TCG), "
+        f"{meta.get('vcpus')} vCPUs, {meta.get('rounds')} rounds, scale {meta.get('scale')}; "
+        "medians over rounds, (min-max) in brackets.",
+        "",
+    ]
+    for label in labels:
+        k = results["kernels"][label]
+        lines.append(f"- {label}: {k.get('release', '?')} ({k.get('source', '')})")
+    ratio_keys = [f"patched/{o}" for o in labels if o != "patched"]
+    lines += [
+        "",
+        "| case | metric | " + " | ".join(labels) + " | " + " | ".join(ratio_keys) + " |",
+        "|" + "---|" * (2 + len(labels) + len(ratio_keys)),
+    ]
+    for row in results.get("summary", {}):
+        if row == "derived":
+            continue
+        s = results["summary"][row]
+        cells = []
+        for label in labels:
+            c = s["kernels"].get(label)
+            cells.append(
+                "-"
+                if c is None
+                else f"{human(c['median'], s['metric'])} "
+                f"({human(c['min'], s['metric'])}-{human(c['max'], s['metric'])})"
+            )
+        ratios = [f"{s['ratios'][k]:.2f}x" if k in s["ratios"] else "-" for k in ratio_keys]
+        lines.append(f"| {row} | {s['metric']} | " + " | ".join(cells + ratios) + " |")
+    path = out_dir / "compare.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

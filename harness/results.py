@@ -36,6 +36,8 @@ class RunRecord:
     features: dict[str, bool] = field(default_factory=dict)
     tests: list[TestRecord] = field(default_factory=list)
     exit_status: int | None = None
+    #: kernel complaints found after the last test (they fail the session)
+    session_end: str = ""
 
     def counts(self) -> dict[str, int]:
         out = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
@@ -81,6 +83,8 @@ def markdown_summary(run: RunRecord) -> str:
     bad = [t for t in run.tests if t.outcome in {"failed", "error"}]
     if bad:
         lines += ["## Failures", ""] + [f"- `{t.nodeid}`: {t.message[:200]}" for t in bad] + [""]
+    if run.session_end:
+        lines += ["## Kernel log after the last test", "", "```", run.session_end, "```", ""]
     skipped = [t for t in run.tests if t.outcome == "skipped"]
     if skipped:
         lines += ["## Skipped", ""] + [f"- `{t.nodeid}`: {t.message[:200]}" for t in skipped] + [""]

@@ -34,8 +34,8 @@ def test_bench_case_runs(
     guest: Guest, ptbench: tuple[str, dict[str, bool]], case: bench.Case
 ) -> None:
     binary, feats = ptbench
-    if case.needs and not feats.get(case.needs):
-        pytest.skip(f"kernel lacks {case.needs}")
+    if (why := bench.lacks(case, feats)) is not None:
+        pytest.skip(why)
     params = bench._resolve_exact(case.params, feats)
     argv = bench.Case(case.name, case.case, params, case.metric).argv()
     res = guest.run(f"{binary} {argv} timeout=300", timeout=400)

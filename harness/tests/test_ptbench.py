@@ -127,7 +127,7 @@ def test_watchdog(ptbench: Path) -> None:
     res = failure(ptbench, "pairs", f"n={INT_MAX}", "timeout=1")
     assert time.monotonic() - t0 < 5
     assert res["errno"] == "ETIME" and "watchdog" in res["error"]
-    assert res["params"] == {"n": INT_MAX, "timeout": 1}
+    assert res["params"] == {"n": INT_MAX, "start": 0, "exact": "auto", "timeout": 1}
 
 
 def test_watchdog_kills_children(ptbench: Path) -> None:
@@ -295,3 +295,16 @@ def test_exit(ptbench: Path) -> None:
     positive(res, "exit_ns", "exit_ns_min", "exit_ns_max", "empty_exit_ns")
     assert (res["timers"], res["reps"]) == (500, 3)
     assert res["exit_ns_min"] <= res["exit_ns"] <= res["exit_ns_max"]
+
+
+def test_pairs_at_a_depth(ptbench: Path) -> None:
+    """start= places the cursor with an exact create; without one it fails clearly."""
+    proc = subprocess.run(
+        [str(ptbench), "pairs", "n=20", "start=1000"], capture_output=True, text=True
+    )
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "error" in res:  # the host kernel lacks both exact interfaces
+        assert proc.returncode == 1
+        assert res["errno"] == "EOPNOTSUPP", res
+    else:
+        assert res["start"] == 1000 and res["last_id"] == 1019, res
