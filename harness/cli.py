@@ -189,10 +189,15 @@ def compare_kselftests(results: Path) -> list[str]:
     if runs is None:
         return []
     problems = []
+    run = results / "patched" / "results.json"
+    accel = json.loads(run.read_text()).get("accel", "") if run.exists() else ""
     for program, statuses in runs["unpatched"].items():
         after = runs["patched"].get(program, {})
+        # Timing checks the guest cannot keep under TCG flake either way
+        # (harness/kselftest.py): not a difference the series made.
+        flaky = kselftest.tolerated(program, accel)
         for name, status in statuses.items():
-            if status == "pass" and after.get(name) != "pass":
+            if status == "pass" and after.get(name) != "pass" and name not in flaky:
                 problems.append(
                     f"kselftest {program}: {name} passes unpatched, "
                     f"{after.get(name, 'missing')} patched"
@@ -243,8 +248,12 @@ def cmd_test(args: argparse.Namespace) -> int:
     # a debug run does not overwrite the default run's results/patched/.
     root = REPO / "results" if args.flavor == "default" else REPO / "results" / args.flavor
     summary: dict[str, object] = {}
+    # The series' kernel must have what the series adds: absent fails.
+    expected = "--expect-features=sigev_timer_id,prctl_restore_ids,proc_timers_by_id"
     for label, image in kernels:
         extra = list(args.pytest_args)
+        if label == "patched":
+            extra.append(expected)
         tree = trees.get(label)
         if tree is not None:
             extra.append(f"--selftests={kselftest.build(tree)}")
@@ -260,7 +269,16 @@ def cmd_test(args: argparse.Namespace) -> int:
                 compat = run_vmtests(
                     image,
                     root / f"{label}-compat",
-                    [*args.pytest_args, "--helper32", "-k", "not bench and not kselftest"],
+                    [
+                        *args.pytest_args,
+                        *([expected] if label == "patched" else []),
+                        "--helper32",
+                        # The ABI through the compat syscalls: the teardown
+                        # stress adds nothing there, a shorter model run does
+                        "-k",
+                        "not bench and not kselftest and not teardown",
+                        "--model-examples=15",
+                    ],
                 )
             phases.append(ph)
             summary[f"{label}-compat"] = compat
@@ -303,14 +321,49 @@ def bench_kernels(flavor: str) -> tuple[list[bench_mod.KernelUnderTest], str]:
     return out, ",".join(sorted(digests))
 
 
+def given_kernels(specs: list[str]) -> list[bench_mod.KernelUnderTest]:
+    """``--kernel LABEL=BZIMAGE`` arguments: kernels built elsewhere."""
+    out: list[bench_mod.KernelUnderTest] = []
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        image = Path(path).expanduser()
+        if not sep or not label or not label.isidentifier():
+            raise HarnessError(
+                f"--kernel {spec!r}: expected LABEL=BZIMAGE, "
+                "e.g. --kernel parked=arch/x86/boot/bzImage"
+            )
+        if any(k.label == label for k in out):
+            raise HarnessError(f"--kernel: label {label!r} given twice; give each kernel its own")
+        if not image.is_file():
+            raise HarnessError(
+                f"--kernel {spec!r}: {image} is not a file; give a bzImage "
+                "(e.g. the path './ptimers build' prints)"
+            )
+        out.append(bench_mod.KernelUnderTest(label, image, f"given: {image}"))
+    return out
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    out_dir = REPO / "results" / "bench"
-    kernels, digest = bench_kernels(args.flavor)
+    out_dir = Path(args.out) if args.out else REPO / "results" / "bench"
+    if args.kernel:
+        kernels, digest = given_kernels(args.kernel), ""
+    else:
+        kernels, digest = bench_kernels(args.flavor)
+    out_dir.mkdir(parents=True, exist_ok=True)
     with Phase(f"benchmarks ({args.rounds} rounds, scale {args.scale})"):
         results = bench_mod.bench(
-            kernels, out_dir, rounds=args.rounds, scale=args.scale, config_digest=digest
+            kernels,
+            out_dir,
+            rounds=args.rounds,
+            scale=args.scale,
+            config_digest=digest,
+            only=args.cases,
         )
-    for path in report.write_reports(results, out_dir):
+    if set(results["kernels"]) == set(report.KERNELS):
+        written = report.write_reports(results, out_dir)
+    else:
+        written = [report.write_comparison(results, out_dir)]
+    for path in written:
         print(f"wrote {path}")
     return 0
 
@@ -372,6 +425,40 @@ def cmd_bisect_step(args: argparse.Namespace) -> int:
         return bisect.ABORT
 
 
+def cmd_mutate(args: argparse.Namespace) -> int:
+    """Mutation score of the vmtests against the series (see harness/mutate.py)."""
+    from . import mutate
+
+    if args.list:
+        print(mutate.listing(mutate.load()))
+        return 0
+    if args.readme:
+        for path in mutate.update_readme():
+            print(f"rendered {path.relative_to(REPO)} into README.md")
+        return 0
+    if args.render:
+        results = Path(args.results)
+        if not results.exists():
+            raise HarnessError(
+                f"{results} does not exist", hint="run './ptimers mutate' first, or pass --results"
+            )
+        sys.stdout.write(mutate.render(json.loads(results.read_text())))
+        return 0
+    req = mutate.Request(
+        only=args.only,
+        sample=args.sample,
+        seed=args.seed,
+        flavor=args.flavor,
+        control=not args.no_control,
+        skip_equivalent=args.skip_equivalent,
+        suite=args.suite,
+        pytest_args=args.pytest_args,
+        out=Path(args.out) if args.out else mutate.RESULTS_DIR,
+        resume=args.resume,
+    )
+    return mutate.mutate(req)
+
+
 def cmd_main(args: argparse.Namespace) -> int:
     """The default job: tests on both 6.12 kernels, then a short benchmark run."""
     rc = cmd_test(args)
@@ -422,6 +509,17 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--flavor", default="default")
     sp.add_argument("--rounds", type=int, default=3)
     sp.add_argument("--scale", type=float, default=1.0, help="shrink case sizes (e.g. 0.1)")
+    sp.add_argument(
+        "--kernel",
+        action="append",
+        metavar="LABEL=BZIMAGE",
+        help="benchmark these kernels instead of building the three (repeatable); "
+        "ratios are relative to the one labelled 'patched'",
+    )
+    sp.add_argument(
+        "--cases", nargs="+", metavar="PATTERN", help="only the cases matching (e.g. 'a.pairs*')"
+    )
+    sp.add_argument("--out", help="results directory (default: results/bench)")
     sp = add("report", cmd_report, "re-render reports from a bench results.json")
     sp.add_argument("--results-dir", default=str(REPO / "results" / "bench"))
     sp = add("series", cmd_series, "export, apply or check the patch series")
@@ -439,6 +537,51 @@ def parser() -> argparse.ArgumentParser:
         "--selftest", action="store_true", help="bisect a known ABI break on a throwaway branch"
     )
     sp.add_argument("pytest_args", nargs="*", help="pytest arguments (after --)")
+    sp = add("mutate", cmd_mutate, "mutation score: run the vmtests on mutants of the series")
+    sp.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="only mutants whose name matches (a glob or a substring; repeatable)",
+    )
+    sp.add_argument("--sample", type=int, metavar="N", help="N non-equivalent mutants at random")
+    sp.add_argument(
+        "--seed", type=int, help="seed of --sample (default: today's date, so CI rotates daily)"
+    )
+    sp.add_argument("--flavor", default="default")
+    sp.add_argument(
+        "--no-control", action="store_true", help="skip the run of the un-mutated series"
+    )
+    sp.add_argument(
+        "--skip-equivalent", action="store_true", help="do not run mutants declared equivalent"
+    )
+    sp.add_argument(
+        "--suite",
+        default="HEAD",
+        metavar="REV",
+        help="the vmtests as committed at REV (default HEAD), or WORKTREE for the files as "
+        "they are now",
+    )
+    sp.add_argument("--out", help="results directory (default: results/mutate)")
+    sp.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the outcomes of an interrupted run of the same series and suite",
+    )
+    sp.add_argument("--list", action="store_true", help="list the mutants and exit")
+    sp.add_argument(
+        "--results",
+        default=str(REPO / "results" / "mutate" / "results.json"),
+        help="results file for --render",
+    )
+    sp.add_argument("--render", action="store_true", help="print the README section from --results")
+    sp.add_argument(
+        "--readme",
+        action="store_true",
+        help="re-render the README's mutation-score blocks, each from the results file it names",
+    )
+    sp.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     sp = add("bisect-step", cmd_bisect_step, "one step of 'git bisect run' (internal)")
     sp.add_argument("--tree", type=Path, required=True)
     sp.add_argument("--flavor", default="default")

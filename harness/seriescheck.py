@@ -154,7 +154,31 @@ def headers_check(tree: Path, objdir: Path) -> str:
     return "headers ok"
 
 
-def vmtests(image: Path, results_dir: Path, selftests: Path) -> str:
+# What a patch must add (file, regex on an added line) for the vmtests to
+# expect a feature from that step on: a step that should have it and does
+# not fails instead of skipping the feature's tests.
+FEATURE_MARKERS = {
+    "proc_timers_by_id": ("include/linux/sched/signal.h", r"struct xarray\s+posix_timers;"),
+    "sigev_timer_id": ("include/uapi/asm-generic/siginfo.h", r"#define SIGEV_TIMER_ID\b"),
+    "prctl_restore_ids": ("include/uapi/linux/prctl.h", r"#define PR_TIMER_CREATE_RESTORE_IDS\b"),
+}
+
+
+def features_added(patch_text: str) -> set[str]:
+    """Features whose marker line this patch adds (see FEATURE_MARKERS)."""
+    found: set[str] = set()
+    current = ""
+    for line in patch_text.splitlines():
+        if line.startswith("diff --git "):
+            current = line.split(" b/", 1)[-1]
+        elif line.startswith("+") and not line.startswith("+++"):
+            for feat, (path, regex) in FEATURE_MARKERS.items():
+                if current == path and re.search(regex, line):
+                    found.add(feat)
+    return found
+
+
+def vmtests(image: Path, results_dir: Path, selftests: Path, expect: set[str]) -> str:
     """The whole vmtest suite, plus the tree's own timer selftests."""
     proc = subprocess.run(
         [
@@ -165,6 +189,7 @@ def vmtests(image: Path, results_dir: Path, selftests: Path) -> str:
             f"--kernel={image}",
             f"--results-dir={results_dir}",
             f"--selftests={selftests}",
+            f"--expect-features={','.join(sorted(expect))}",
             "-q",
             "-p",
             "no:cacheprovider",
@@ -192,11 +217,13 @@ def check(args: argparse.Namespace) -> int:
     objdir = kbuild._objdir(tree, args.flavor)
     base_sparse: dict[str, set[str]] = {}
     step = ""
+    expect: set[str] = set()
     try:
         for patch in ser.patches:
             step = f"{patch.number:04d} {patch.title}"
             start = time.monotonic()
             series.apply_patch(tree, patch)
+            expect |= features_added(patch.path.read_text())
             notes = []
             findings = checkpatch(tree, patch.path)
             if findings:
@@ -221,7 +248,7 @@ def check(args: argparse.Namespace) -> int:
             )
             if not args.no_boot:
                 results = REPO / "results" / "series-check" / f"{patch.number:04d}"
-                notes.append(vmtests(kernel.image, results, kselftest.build(tree)))
+                notes.append(vmtests(kernel.image, results, kselftest.build(tree), expect))
             print(
                 f"{step}: " + ", ".join(notes) + f" [{time.monotonic() - start:.0f}s]", flush=True
             )

@@ -184,3 +184,20 @@ def test_guest_crash_is_detected_after_a_test(
     state.vm = cast(VirtmeVM, _FakeVM(marker, alive))
     state.guest = cast(Guest, _FakeGuest(answers))
     assert _guest_crash(state, _call(exc)) == want
+
+
+def test_selftest_edits_apply_to_the_series() -> None:
+    """The selftest's planted break edits code the series adds; a series
+    rewrite that drops that line must fail here, not 50 minutes into CI."""
+    repo = Path(__file__).resolve().parents[2]
+    added = "\n".join(
+        line[1:]
+        for patch in sorted((repo / "patches").glob("*.patch"))
+        for line in patch.read_text().splitlines()
+        if line.startswith(("+", " ")) and not line.startswith("+++")
+    )
+    for path, old, new, subject in bisect._THROWAWAY:
+        if old == "/*\n":
+            continue  # every kernel file has a comment opener
+        assert old in added, f"{subject}: {old!r} is in no line of patches/ ({path})"
+        assert old != new

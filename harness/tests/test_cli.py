@@ -269,3 +269,31 @@ def test_test_results_are_kept_apart_per_flavor(
     assert seen == [tmp_path / root / "patched", tmp_path / root / "patched-compat"]
     data = json.loads((tmp_path / "results" / summary).read_text())
     assert data["patched"]["counts"] == {"passed": 3}
+
+
+def test_bench_given_kernels(tmp_path: Path) -> None:
+    """--kernel LABEL=BZIMAGE: bad specs are one clear error naming the fix."""
+    from harness.cli import given_kernels
+    from harness.errors import HarnessError
+
+    image = tmp_path / "bzImage"
+    image.write_bytes(b"x")
+    ks = given_kernels([f"parked={image}", f"patched={image}"])
+    assert [(k.label, k.image) for k in ks] == [("parked", image), ("patched", image)]
+    for bad in ("parked", f"={image}", "parked=/nonexistent/bzImage"):
+        with pytest.raises(HarnessError) as exc:
+            given_kernels([bad])
+        assert exc.value.message.startswith(f"--kernel {bad!r}:")
+    with pytest.raises(HarnessError) as exc:
+        given_kernels([f"a={image}", f"a={image}"])
+    assert exc.value.message == "--kernel: label 'a' given twice; give each kernel its own"
+
+
+def test_bench_case_selection() -> None:
+    from harness import bench
+    from harness.errors import HarnessError
+
+    names = [c.name for c in bench.select(bench.cases(0.1), ["a.pairs*"])]
+    assert names == ["a.pairs"] + [f"a.pairs_at.{d}" for d, _ in bench.PAIR_DEPTHS]
+    with pytest.raises(HarnessError):
+        bench.select(bench.cases(0.1), ["nothing.*"])

@@ -250,3 +250,13 @@ def test_sparse_paths_are_tree_relative_from_either_object_directory() -> None:
     }
     assert seriescheck.parse_sparse(inside, "series-check") == want
     assert seriescheck.parse_sparse(outside, "series-check") == want
+
+
+def test_each_feature_is_expected_from_the_patch_that_adds_it() -> None:
+    """series check demands a feature from its patch on; the markers must
+    still match the series (a renamed define would silently expect less)."""
+    from harness.paths import REPO
+
+    patches = sorted((REPO / "patches").glob("000[1-9]-*.patch"))
+    added = [seriescheck.features_added(p.read_text()) for p in patches]
+    assert added == [{"proc_timers_by_id"}, {"sigev_timer_id"}, {"prctl_restore_ids"}, set()]
