@@ -25,6 +25,7 @@ from . import bench as bench_mod
 from . import kbuild, kconfig, kselftest, report, series, source
 from .errors import HarnessError
 from .paths import REPO
+from .pytest_plugin import DEBUG_TOOLS
 from .results import write_json
 
 
@@ -250,10 +251,15 @@ def cmd_test(args: argparse.Namespace) -> int:
     summary: dict[str, object] = {}
     # The series' kernel must have what the series adds: absent fails.
     expected = "--expect-features=sigev_timer_id,prctl_restore_ids,proc_timers_by_id"
+    if args.flavor == "debug":
+        # Without its checkers a debug run passes what only they can see.
+        expected += "," + ",".join(DEBUG_TOOLS)
     for label, image in kernels:
         extra = list(args.pytest_args)
         if label == "patched":
             extra.append(expected)
+        elif args.flavor == "debug":
+            extra.append("--expect-features=" + ",".join(DEBUG_TOOLS))
         tree = trees.get(label)
         if tree is not None:
             extra.append(f"--selftests={kselftest.build(tree)}")

@@ -218,6 +218,13 @@ def _probe_features(guest: Guest, helper: Helper) -> dict[str, bool]:
     feats["kmemleak"] = "kmemleak" in dbg
     feats["failslab"] = "failslab" in dbg
     feats["fail_page_alloc"] = "fail_page_alloc" in dbg
+    # The debug flavor's checkers: a test that relies on KASAN or lockdep
+    # to see a memory-safety bug passes silently without them, so the
+    # debug run demands them (--expect-features).  Lockdep turns itself off
+    # after its first report ("debug_locks: 0"); it is then no checker.
+    feats["kasan"] = "CONFIG_KASAN=y" in config_text
+    stats = guest.run("cat /proc/lockdep_stats 2>/dev/null", timeout=60).stdout
+    feats["lockdep"] = _lockdep_on(stats)
     res = helper.run([{"op": "proc_timers"}, {"op": "probe"}])
     order = helper.run(
         [{"op": "create"}, {"op": "create"}, {"op": "create"}, {"op": "proc_timers"}]
@@ -240,8 +247,26 @@ def _probe_features(guest: Guest, helper: Helper) -> dict[str, bool]:
     return feats
 
 
+def _lockdep_on(stats: str) -> bool:
+    """Whether /proc/lockdep_stats says lockdep is built in and still checking."""
+    for line in stats.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "debug_locks":
+            return value.strip() == "1"
+    return False
+
+
+#: The debug flavor's checkers (kernel-config/debug.config), demanded by
+#: ``./ptimers test --flavor debug``.
+DEBUG_TOOLS: tuple[str, ...] = ("kasan", "lockdep", "kmemleak", "failslab", "fail_page_alloc")
 # Features --expect-features can demand, and what each needs to be present.
-EXPECTABLE = ("sigev_timer_id", "prctl_restore_ids", "proc_timers_by_id", "proc_timers")
+EXPECTABLE: tuple[str, ...] = (
+    "sigev_timer_id",
+    "prctl_restore_ids",
+    "proc_timers_by_id",
+    "proc_timers",
+    *DEBUG_TOOLS,
+)
 
 
 def parse_expected(value: str) -> list[str]:

@@ -57,9 +57,7 @@ def test_create_delete_storm_with_readers(helper: Helper, features: dict[str, bo
         for _ in range(2)
     ]
     repeats_ok = not features["proc_timers_by_id"]
-    readers: list[list[Op]] = [
-        [{"op": "proc_timers", "repeats_ok": repeats_ok} for _ in range(40)]
-    ]
+    readers: list[list[Op]] = [[{"op": "proc_timers", "repeats_ok": repeats_ok} for _ in range(40)]]
     readers.append(
         [
             rnd.choice(

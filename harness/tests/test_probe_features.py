@@ -9,7 +9,13 @@ import pytest
 from harness.errors import KernelBroken
 from harness.guest import Guest, Result
 from harness.helper import Helper, Op
-from harness.pytest_plugin import _probe_features, check_expected, parse_expected
+from harness.pytest_plugin import (
+    DEBUG_TOOLS,
+    _lockdep_on,
+    _probe_features,
+    check_expected,
+    parse_expected,
+)
 
 
 class StubGuest:
@@ -82,3 +88,22 @@ def test_an_expected_feature_that_is_absent_fails() -> None:
     with pytest.raises(KernelBroken) as exc:
         check_expected({"sigev_timer_id": False}, ["sigev_timer_id"])
     assert "sigev_timer_id" in exc.value.message
+
+
+@pytest.mark.parametrize(
+    ("stats", "on"),
+    [
+        (" lock-classes:                          1393 [max: 8192]\n debug_locks:   1\n", True),
+        # Lockdep switched itself off after a report: no longer a checker.
+        (" lock-classes:                          1393 [max: 8192]\n debug_locks:   0\n", False),
+        ("", False),  # no CONFIG_LOCKDEP
+    ],
+)
+def test_lockdep_counts_only_while_it_still_checks(stats: str, on: bool) -> None:
+    assert _lockdep_on(stats) is on
+
+
+def test_debug_tools_can_be_expected_and_fail_when_absent() -> None:
+    names = parse_expected(",".join(DEBUG_TOOLS))
+    with pytest.raises(KernelBroken, match="kasan"):
+        check_expected({n: n != "kasan" for n in names}, names)
