@@ -454,7 +454,10 @@ def _needs(request: pytest.FixtureRequest) -> None:
         return
     feats: dict[str, bool] = request.getfixturevalue("features")
     for name in wanted:
-        if not feats.get(name, False):
+        # A misspelt name would skip the test on every kernel.
+        if name not in feats:
+            pytest.fail(f"needs({name!r}): no such feature; known: {', '.join(sorted(feats))}")
+        if not feats[name]:
             pytest.skip(f"kernel under test lacks {name}")
 
 

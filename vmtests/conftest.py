@@ -32,6 +32,9 @@ def ok(result: Op) -> Op:
     # Every helper result carries "ret"; one without it (a skipped op, a
     # line of the wrong kind) is not a success.
     assert "ret" in result and result["ret"] >= 0, f"{result.get('op')} failed: {result}"
+    if result.get("op") == "create":
+        # timer_create() returns 0 and writes the ID; anything else is no success.
+        assert result["ret"] == 0 and "id" in result, f"create: {result}"
     return result
 
 

@@ -46,9 +46,10 @@ static inline const char *probe_state_name(enum probe_state s)
 
 /*
  * Counts the records of /proc/self/timers: all of them in *total, those
- * with ID id as the return value.  -1 if the file cannot be read (no
+ * with ID id as the return value.  -1 if the file does not exist (no
  * CONFIG_CHECKPOINT_RESTORE or no /proc): the caller then has only
- * timer_getoverrun() to go by.
+ * timer_getoverrun() to go by.  -2 if it exists but cannot be read, which
+ * no kernel should do to its own process: the caller reports that.
  */
 static inline int proc_count_id(int id, int *total)
 {
@@ -58,11 +59,11 @@ static inline int proc_count_id(int id, int *total)
 
 	fd = open("/proc/self/timers", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -1;
+		return errno == ENOENT ? -1 : -2;
 	if (sb_read_fd(&sb, fd, 4096)) {
 		close(fd);
 		sb_free(&sb);
-		return -1;
+		return -2;
 	}
 	close(fd);
 	*total = 0;

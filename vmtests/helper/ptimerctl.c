@@ -1127,6 +1127,8 @@ static const char *confirm_create(int id, int before, bool counted,
 	if (!counted)
 		return NULL;
 	n = proc_count_id(id, &total);
+	if (n == -2)
+		return "/proc/self/timers exists but could not be read";
 	if (n < 0)
 		return NULL;
 	if (n != 1 || total != before + 1) {
@@ -1159,7 +1161,7 @@ static int op_create(struct ctx *c, const struct jval *op, struct sbuf *r)
 	if (arg_bool(c, op, "verify", &verify))
 		return OP_ERR;
 	counted = (verify || a.id_given || (a.notify & SIGEV_TIMER_ID)) &&
-		  !c->in_thread && proc_count_id(-1, &before) >= 0;
+		  !c->in_thread && proc_count_id(-1, &before) != -1;
 	ret = do_create(&a, a.id, &id);
 	err = errno;
 	res_ret(r, ret, err);
@@ -1428,7 +1430,8 @@ static int op_proc_read_loop(struct ctx *c, const struct jval *op,
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			err = errno;
-			stop = "gone";
+			/* Only a process that no longer exists is gone */
+			stop = err == ENOENT || err == ESRCH ? "gone" : "open error";
 			break;
 		}
 		while ((n = read(fd, buf, (size_t)chunk)) > 0)
@@ -1460,7 +1463,7 @@ static int op_proc_read_loop(struct ctx *c, const struct jval *op,
 			break;
 		}
 	}
-	res_ret(r, strcmp(stop, "read error") ? 0 : -1, err);
+	res_ret(r, strstr(stop, "error") ? -1 : 0, err);
 	res_str(r, "stop", stop);
 	res_int(r, "passes", passes);
 	res_int(r, "nonempty_passes", full);
@@ -1861,6 +1864,11 @@ static int op_create_many(struct ctx *c, const struct jval *op,
 	for (k = 0; k < count; k++) {
 		if (do_create(&a, ID_POISON, &id)) {
 			err = errno;
+			break;
+		}
+		/* Success without an ID written out (or a negative one) */
+		if (id < 0) {
+			err = EPROTO;
 			break;
 		}
 		if (arm && syscall(NR_TIMER_SETTIME, (long)id, 0, &its, NULL)) {
