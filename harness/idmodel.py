@@ -80,6 +80,23 @@ class IdModel:
         self.cursor = (want + 1) & INT_MAX
         return ("id", want)
 
+    def exact_create_failing_late(self, want: int, errno: str) -> Outcome:
+        """An exact create rejected after the timer was stored at ``want``.
+
+        The ID is read and the timer stored before the sigevent is validated
+        (in the restore mode an invalid notify type reaches that point) and
+        before the ID is copied out (a read-only ID variable): EINVAL or
+        EFAULT then, no timer, and the cursor continues after ``want`` as
+        after a successful exact create.  A negative or taken ID fails
+        first, consuming nothing.
+        """
+        if want < 0:
+            return ("errno", "EINVAL")
+        if want in self.live:
+            return ("errno", "EBUSY")
+        self.cursor = (want + 1) & INT_MAX
+        return ("errno", errno)
+
     def delete(self, tid: int) -> Outcome:
         if tid in self.live:
             self.live.discard(tid)
@@ -163,8 +180,16 @@ def expectation(model: IdModel, op: dict[str, Any]) -> Outcome:
             if exact:
                 return model.create_failing_early("EFAULT")
             return model.create_failing_late("EFAULT")
-        if "notify_raw" in op or op.get("tid") == 1:
-            return model.create_failing_late("EINVAL")
+        # Rejected after the ID was allocated: an invalid notify type
+        # (with it the flag is not taken for a flag), signal 0 or a
+        # read-only ID variable (the copy-out faults).
+        invalid_notify = "notify_raw" in op or op.get("tid") == 1
+        late = invalid_notify or op.get("signo") == 0 or op.get("ro_id_ptr")
+        errno = "EFAULT" if op.get("ro_id_ptr") else "EINVAL"
+        if late and (model.restore_mode or (flagged and not invalid_notify)):
+            return model.exact_create_failing_late(int(op["id"]), errno)
+        if late:
+            return model.create_failing_late(errno)
         if exact:
             return model.exact_create(int(op["id"]))
         return model.plain_create()

@@ -12,6 +12,7 @@ from conftest import (
     INT_MAX,
     PR_TIMER_CREATE_RESTORE_IDS,
     SI_TIMER,
+    SIGALRM,
     SIGRTMIN,
     create,
     err,
@@ -103,6 +104,39 @@ def test_exact_create_failing_after_the_store(helper: Helper) -> None:
     assert ok(res[1])["id"] == 6
     assert ok(res[2])["id"] == 5
     assert sorted(t.id for t in parse(ok(res[3])["text"])) == [5, 6]
+
+
+@needs_flag
+@pytest.mark.needs("proc_timers")
+def test_exact_create_whose_id_copy_out_faults(helper: Helper) -> None:
+    """The ID variable is readable but not writable: the wanted ID is read,
+    the timer stored, then copying the ID out faults.  EFAULT, no timer,
+    the slot free again and the cursor after the wanted ID, as for any
+    exact create that fails after the store."""
+    res = helper.run(
+        [exact(5, notify="none", ro_id_ptr=True), create(), exact(5), {"op": "proc_timers"}]
+    )
+    assert err(res[0]) == "EFAULT"
+    assert ok(res[1])["id"] == 6
+    assert ok(res[2])["id"] == 5
+    assert sorted(t.id for t in parse(ok(res[3])["text"])) == [5, 6]
+
+
+@needs_flag
+def test_flagged_sigev_none_timer_sends_no_signal(helper: Helper) -> None:
+    """The flag is stripped before it_sigev_notify is set: a SIGEV_NONE
+    timer created with it expires silently.  Were SIGEV_NONE | 8 stored,
+    the "== SIGEV_NONE" tests of the expiry path would send SIGALRM."""
+    res = helper.run(
+        [
+            exact(3, notify="none"),
+            {"op": "settime", "id": 3, "value_ns": MS, "interval_ns": MS},
+            {"op": "wait_signal", "signo": SIGALRM, "timeout_ms": 300},
+        ]
+    )
+    assert ok(res[0])["id"] == 3
+    ok(res[1])
+    assert err(res[2]) == "EAGAIN", f"a SIGEV_NONE timer sent a signal: {res[2]}"
 
 
 @needs_flag
@@ -298,6 +332,28 @@ class TestPrctl:
         assert res[3]["ret"] == 1
         assert res[5]["ret"] == 0, "exec clears the mode"
         assert res[6]["id"] == 0
+
+    def test_exec_with_timers_clears_the_mode(self, helper: Helper) -> None:
+        """exec() ends the mode also when it has timers to tear down."""
+        res = helper.run(
+            [prctl(ON), create(id=7), {"op": "exec", "script": [prctl(GET), create()]}],
+            expect=5,
+        )
+        assert ok(res[1])["id"] == 7
+        assert res[3]["ret"] == 0, "exec clears the mode"
+        assert ok(res[4])["id"] == 8, "exec keeps the cursor"
+
+    @needs_flag
+    def test_mode_and_flag_together(self, helper: Helper) -> None:
+        """The series accepts the flag in the mode (upstream has no flag):
+        one exact create, the flag stripped before it reaches /proc."""
+        res = helper.run(
+            [prctl(ON), exact(40, notify="none"), prctl(OFF), {"op": "proc_timers"}, create()]
+        )
+        assert ok(res[1])["id"] == 40
+        (timer,) = parse(ok(res[3])["text"])
+        assert (timer.id, timer.notify) == (40, "none")
+        assert ok(res[4])["id"] == 41
 
     def test_criu_42_restore(self, helper: Helper) -> None:
         wanted = [0, 3, 999, 65536]

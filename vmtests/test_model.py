@@ -166,7 +166,11 @@ class TimerIds(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def create(self, data: st.DataObject) -> None:
-        kinds = ["exact"] * 3 + ["exact_bad_pointer"] if self.exact_possible() else []
+        kinds = (
+            ["exact"] * 3 + ["exact_bad_pointer", "exact_failing_late"]
+            if self.exact_possible()
+            else []
+        )
         if not self.model.restore_mode:
             kinds += ["plain"] * 3 + ["failing_late"]
         kinds += ["failing_early"]
@@ -185,9 +189,30 @@ class TimerIds(RuleBasedStateMachine):
             if not self.model.restore_mode:
                 op.update(FLAG)
             self.script.add(op, self.model.create_failing_early("EFAULT"))
+        elif kind == "exact_failing_late":
+            # The timer is stored at the wanted ID, then the create fails:
+            # the ID copy-out faults (read-only variable), or, in the
+            # restore mode, the notify type is invalid.  No timer; the
+            # cursor continues after the wanted ID.
+            want = self.wanted(data)
+            late = ["ro_id_ptr", "signo0"] + ["notify"] * self.model.restore_mode
+            which = data.draw(st.sampled_from(late), label="late")
+            op = {"op": "create", "id": want}
+            if which == "ro_id_ptr":
+                op.update(NONE, ro_id_ptr=True)
+            elif which == "signo0":
+                op["signo"] = 0  # good_sigevent() runs after the store
+            else:
+                op["notify_raw"] = 3
+            if not self.model.restore_mode:
+                op.update(FLAG)
+            errno = "EFAULT" if which == "ro_id_ptr" else "EINVAL"
+            self.script.add(op, self.model.exact_create_failing_late(want, errno))
         elif kind == "failing_late":
             # Rejected after the ID was allocated: consumes it (6.12's rule)
-            how = data.draw(st.sampled_from(["notify", "notify_flag", "id_ptr", "tid"]))
+            how = data.draw(
+                st.sampled_from(["notify", "notify_flag", "id_ptr", "tid", "signo0", "ro_id_ptr"])
+            )
             op = {"op": "create"}
             if how == "notify":
                 op["notify_raw"] = 3
@@ -195,9 +220,13 @@ class TimerIds(RuleBasedStateMachine):
                 op["notify_raw"] = 3 | 8  # the flag with an invalid type: as without it
             elif how == "id_ptr":
                 op.update(NONE, bad_id_ptr=True)
+            elif how == "ro_id_ptr":
+                op.update(NONE, ro_id_ptr=True)
+            elif how == "signo0":
+                op["signo"] = 0
             else:
                 op.update(notify="thread_id", tid=1)
-            errno = "EFAULT" if how == "id_ptr" else "EINVAL"
+            errno = "EFAULT" if how in ("id_ptr", "ro_id_ptr") else "EINVAL"
             self.script.add(op, self.model.create_failing_late(errno))
         else:
             how = data.draw(st.sampled_from(["clock", "sev_ptr"]))

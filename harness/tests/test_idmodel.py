@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.idmodel import INT_MAX, IdModel, outcome
+from harness.idmodel import INT_MAX, IdModel, expectation, outcome
 
 
 def test_cursor_rules() -> None:
@@ -62,7 +62,6 @@ def test_outcome_shapes() -> None:
 
 def test_expectation_reads_the_model_tests_ops() -> None:
     """The op interpreter the reducer uses gives what the rules gave."""
-    from harness.idmodel import expectation
 
     m = IdModel()
     flag: dict[str, Any] = {"flags": ["timer_id"], "notify": "none"}
@@ -98,4 +97,44 @@ def test_expectation_reads_the_model_tests_ops() -> None:
         ("ret", 1),
         ("ok",),
         ("id", 8),  # exec keeps the cursor
+    ]
+
+
+def test_exact_creates_failing_after_the_store_move_the_cursor_past_the_wanted_id() -> None:
+    """Copy-out fault (read-only ID variable) and, in the restore mode, an
+    invalid notify type: the timer was stored at the wanted ID first."""
+    m = IdModel()
+    flag = {"flags": ["timer_id"]}
+    ops: list[dict[str, Any]] = [
+        {"op": "create", "id": 5, "notify": "none", "ro_id_ptr": True, **flag},
+        {"op": "create", "notify": "none"},
+        {"op": "create", "id": 5, "notify": "none", **flag},
+        {"op": "create", "id": 5, "notify": "none", "ro_id_ptr": True, **flag},
+        {"op": "prctl", "option": 77, "arg2": 1},
+        {"op": "create", "id": 9, "notify_raw": 3},
+        {"op": "create", "id": -1, "notify_raw": 3},
+        {"op": "prctl", "option": 77, "arg2": 0},
+        {"op": "create", "notify": "none"},
+        {"op": "create", "notify": "none", "ro_id_ptr": True},
+        {"op": "create", "notify": "none"},
+        {"op": "create", "id": 20, "signo": 0, **flag},
+        {"op": "create", "signo": 0},
+        {"op": "create", "notify": "none"},
+    ]
+    got = [expectation(m, op) for op in ops]
+    assert got == [
+        ("errno", "EFAULT"),
+        ("id", 6),  # cursor after the wanted 5
+        ("id", 5),  # 5 stayed free
+        ("errno", "EBUSY"),  # taken: fails before the copy-out
+        ("ret", 0),
+        ("errno", "EINVAL"),
+        ("errno", "EINVAL"),  # negative: rejected first, nothing moves
+        ("ret", 0),
+        ("id", 10),  # cursor after the wanted 9
+        ("errno", "EFAULT"),  # a plain create consumes 11
+        ("id", 12),
+        ("errno", "EINVAL"),  # signal 0: rejected after the store at 20
+        ("errno", "EINVAL"),  # a plain create consumes 21
+        ("id", 22),
     ]

@@ -833,6 +833,7 @@ struct create_args {
 	bool null_sev;
 	bool bad_sev;
 	bool bad_id;
+	bool ro_id;		/* the ID readable but not writable */
 };
 
 static const struct name_val clock_names[] = {
@@ -923,7 +924,8 @@ static int parse_create_args(struct ctx *c, const struct jval *op,
 		    &a->value) ||
 	    arg_i32(c, op, "id", ID_POISON, &a->id) ||
 	    arg_bool(c, op, "bad_sev_ptr", &a->bad_sev) ||
-	    arg_bool(c, op, "bad_id_ptr", &a->bad_id))
+	    arg_bool(c, op, "bad_id_ptr", &a->bad_id) ||
+	    arg_bool(c, op, "ro_id_ptr", &a->ro_id))
 		return OP_ERR;
 
 	a->id_given = jget(op, "id") != NULL;
@@ -977,6 +979,34 @@ static int parse_create_args(struct ctx *c, const struct jval *op,
  * create presets ID_POISON, so that a kernel which reports success without
  * writing an ID shows as a negative ID instead of the wanted one.
  */
+/*
+ * "ro_id_ptr": the ID variable on a read-only page, so an exact create
+ * reads the wanted ID and then fails to copy the new ID out (EFAULT after
+ * the timer was stored), which "bad_id_ptr" (unreadable) cannot reach.
+ */
+static long create_ro_id(clockid_t clock, void *sevp, int want)
+{
+	long page = sysconf(_SC_PAGESIZE), ret;
+	int *ro, err;
+
+	ro = mmap(NULL, page, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ro == MAP_FAILED) {
+		fputs(PROG_NAME ": mmap failed\n", stderr);
+		_exit(3);
+	}
+	*ro = want;
+	if (mprotect(ro, page, PROT_READ)) {
+		fputs(PROG_NAME ": mprotect failed\n", stderr);
+		_exit(3);
+	}
+	ret = sys_timer_create(clock, sevp, ro);
+	err = errno;
+	munmap(ro, page);
+	errno = err;
+	return ret;
+}
+
 static long do_create(const struct create_args *a, int want, int *id)
 {
 	struct sigevent sev;
@@ -1003,6 +1033,8 @@ static long do_create(const struct create_args *a, int want, int *id)
 	if (a->bad_id)
 		idp = (void *)1;
 	*id = want;
+	if (a->ro_id)
+		return create_ro_id(a->clock, sevp, want);
 	return sys_timer_create(a->clock, sevp, idp);
 }
 
@@ -1165,6 +1197,13 @@ static int op_create(struct ctx *c, const struct jval *op, struct sbuf *r)
 	ret = do_create(&a, a.id, &id);
 	err = errno;
 	res_ret(r, ret, err);
+	if (!ret && a.ro_id) {
+		/* Where would the kernel have written the ID? */
+		res_str(r, "confirm_error",
+			"timer_create() returned 0 with a read-only ID variable");
+		unconfirmed = true;
+		return OP_OK;
+	}
 	if (ret || a.bad_id)
 		return OP_OK;
 	res_int(r, "id", id);
@@ -2082,7 +2121,7 @@ struct op_desc {
 
 static const char *const create_keys[] = {
 	"clock", "notify", "notify_raw", "signo", "value", "tid", "id",
-	"flags", "bad_sev_ptr", "bad_id_ptr", "verify", NULL
+	"flags", "bad_sev_ptr", "bad_id_ptr", "ro_id_ptr", "verify", NULL
 };
 
 static const char *const id_keys[] = { "id", NULL };
