@@ -19,7 +19,7 @@ from harness.procfs import parse
 FLAG = {"flags": ["timer_id"]}
 
 
-@pytest.mark.needs("sigev_timer_id")
+@pytest.mark.needs("sigev_timer_id", "proc_timers")
 def test_same_wanted_id_many_rounds(helper: Helper) -> None:
     """N threads want the same ID: exactly one wins, the rest get EBUSY."""
     rounds, threads = 1000, 3
@@ -27,14 +27,22 @@ def test_same_wanted_id_many_rounds(helper: Helper) -> None:
     for r in range(rounds):
         want = (r * 7919) % INT_MAX
         ops.append({"op": "threads", "scripts": [[create(id=want, **FLAG)]] * threads})
+        # Inside threads the helper cannot confirm a create: the winner's
+        # timer must answer under the wanted ID, and once it is deleted
+        # nothing may be left (a second slot, a leaked loser).
+        ops.append({"op": "getoverrun", "id": want})
         ops.append({"op": "delete", "id": want})
+        ops.append({"op": "proc_timers"})
     res = helper.run(ops, timeout=900)
     for r in range(rounds):
-        outcomes = [script[0] for script in res[2 * r]["results"]]
+        outcomes = [script[0] for script in res[4 * r]["results"]]
         winners = [o for o in outcomes if o["ret"] == 0]
         assert len(winners) == 1, f"round {r}: {outcomes}"
+        assert winners[0]["id"] == (r * 7919) % INT_MAX, f"round {r}: {outcomes}"
         assert all(o.get("errno") == "EBUSY" for o in outcomes if o["ret"] != 0), outcomes
-        ok(res[2 * r + 1])
+        ok(res[4 * r + 1])
+        ok(res[4 * r + 2])
+        assert parse(ok(res[4 * r + 3])["text"]) == [], f"round {r}: timers left"
 
 
 def test_create_delete_storm_with_readers(helper: Helper, features: dict[str, bool]) -> None:
