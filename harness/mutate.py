@@ -487,8 +487,11 @@ def run_suite(
     selftests: Path,
     extra: Sequence[str],
     timeout: float,
+    run_first: Sequence[str] = (),
 ) -> tuple[int, float]:
     """``pytest vmtests/ --kernel=IMAGE --bisect -x`` in ``suite``; (exit, seconds).
+
+    ``run_first``: node IDs to run before the rest (the mutant's Caught-by).
 
     pytest's output goes to ``out/pytest.log``; a timeout is exit -1 (an error).
     """
@@ -507,6 +510,9 @@ def run_suite(
         "-p",
         "no:cacheprovider",
         f"--results-dir={out}",
+        # The same suite, the test expected to kill the mutant first: with -x
+        # a killed mutant costs that test, not the tests before it.
+        *[f"--run-first={first}" for first in run_first],
         *extra,
     ]
     start = time.monotonic()
@@ -578,7 +584,12 @@ def run_one(
         return o
     finally:
         restore(tree)
-    rc, seconds = run_suite(suite, kernel.image, out, selftests, req.pytest_args, req.timeout)
+    # Caught-by names node IDs (or, for a session check, an option: none)
+    named = mutant.caught_by.replace(",", " ").split() if mutant is not None else []
+    first = [n for n in named if n.startswith("vmtests/")]
+    rc, seconds = run_suite(
+        suite, kernel.image, out, selftests, req.pytest_args, req.timeout, run_first=first
+    )
     o.pytest_exit, o.test_seconds = rc, round(seconds, 1)
     o.log = str(out / "pytest.log")
     o.counts = _counts(out)

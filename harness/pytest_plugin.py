@@ -69,6 +69,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "only the default's trace is recorded for comparison with 6.12",
     )
     group.addoption(
+        "--run-first",
+        action="append",
+        default=[],
+        metavar="NODEID",
+        help="run the tests whose node ID starts with NODEID first (repeatable): the same "
+        "suite in another order, so that with -x the expected failure ends the session early",
+    )
+    group.addoption(
         "--bisect",
         action="store_true",
         help="exit 125 on build/boot/config problems so 'git bisect run' skips",
@@ -188,7 +196,19 @@ def _is_vmtest(item: pytest.Item) -> bool:
     return _VMTESTS in Path(str(item.fspath)).parts
 
 
+def run_first(items: list[pytest.Item], prefixes: list[str]) -> list[pytest.Item]:
+    """``items`` with those whose node ID starts with one of ``prefixes`` first.
+
+    Stable: the order within both groups stays pytest's.
+    """
+    if not prefixes:
+        return items
+    first = [i for i in items if any(i.nodeid.startswith(p) for p in prefixes)]
+    return first + [i for i in items if i not in first]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items[:] = run_first(items, config.getoption("--run-first"))
     if _KERNEL in config.stash:
         return
     skip = pytest.mark.skip(reason="no --kernel given (pytest vmtests/ --kernel=PATH)")

@@ -424,7 +424,13 @@ def test_run_one_maps_the_suite_exit(
 
     def suite(rc: int, junit: str = JUNIT) -> object:
         def run_suite(
-            s: Path, img: Path, out: Path, st: Path, extra: object, timeout: float
+            s: Path,
+            img: Path,
+            out: Path,
+            st: Path,
+            extra: object,
+            timeout: float,
+            run_first: object = (),
         ) -> tuple[int, float]:
             assert img == image
             out.mkdir(parents=True, exist_ok=True)

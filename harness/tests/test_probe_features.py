@@ -107,3 +107,19 @@ def test_debug_tools_can_be_expected_and_fail_when_absent() -> None:
     names = parse_expected(",".join(DEBUG_TOOLS))
     with pytest.raises(KernelBroken, match="kasan"):
         check_expected({n: n != "kasan" for n in names}, names)
+
+
+class Item:
+    def __init__(self, nodeid: str) -> None:
+        self.nodeid = nodeid
+
+
+def test_run_first_moves_matching_tests_ahead_and_keeps_the_rest() -> None:
+    from harness.pytest_plugin import run_first
+
+    items = cast(
+        list[pytest.Item], [Item(n) for n in ("a.py::t1", "b.py::t2[x]", "b.py::t3", "c.py::t4")]
+    )
+    got = run_first(items, ["b.py::t2", "c.py"])
+    assert [i.nodeid for i in got] == ["b.py::t2[x]", "c.py::t4", "a.py::t1", "b.py::t3"]
+    assert run_first(items, []) == items
