@@ -31,7 +31,7 @@ from . import helper as helper_mod
 from . import procfs
 from .errors import BootError, GuestError, GuestUnreachable, HarnessError, KernelBroken
 from .guest import Guest
-from .helper import Helper
+from .helper import ContractError, Helper
 from .kmsg import KmsgCursor
 from .results import RunRecord, TestRecord, markdown_summary, write_json
 from .splat import Detector, report
@@ -393,6 +393,13 @@ def _probe(state: _State, guest: Guest, helper: Helper) -> dict[str, bool]:
     assert state.vm is not None and state.dmesg is not None
     try:
         feats = _probe_features(guest, helper)
+    except ContractError as exc:
+        # The kernel's own answers contradict each other (a create that
+        # succeeded without its timer being there): a broken kernel.
+        raise KernelBroken(
+            f"the kernel answered the feature probes inconsistently: {exc.message}",
+            detail=exc.detail,
+        ) from exc
     except GuestError as exc:
         if (marker := state.vm.console_failure()) is not None or not state.vm.alive():
             raise KernelBroken(

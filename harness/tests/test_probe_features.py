@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -123,3 +124,22 @@ def test_run_first_moves_matching_tests_ahead_and_keeps_the_rest() -> None:
     got = run_first(items, ["b.py::t2", "c.py"])
     assert [i.nodeid for i in got] == ["b.py::t2[x]", "c.py::t4", "a.py::t1", "b.py::t3"]
     assert run_first(items, []) == items
+
+
+def test_a_contradiction_while_probing_is_a_broken_kernel_not_an_infra_error() -> None:
+    """Mutant 01 (IDs reported one off) made the probe's own create fail its
+    confirmation: that is the kernel's fault (exit 1), not a skip (125)."""
+    from harness.helper import ContractError
+    from harness.pytest_plugin import _probe, _State
+
+    class Contradicting(StubHelper):
+        def run(self, ops: list[Op], **_: Any) -> list[Op]:
+            raise ContractError("create: the new timer 1 does not answer timer_getoverrun()")
+
+    state = _State(Path("/nonexistent"))
+    state.vm = cast(Any, object())
+    state.dmesg = cast(Any, object())
+    with pytest.raises(KernelBroken, match="inconsistently: create: the new timer 1"):
+        _probe(
+            state, cast(Guest, StubGuest()), cast(Helper, Contradicting(probe("absent", "absent")))
+        )
