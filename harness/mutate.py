@@ -802,8 +802,14 @@ def render(data: dict[str, Any]) -> str:
             else ""
         )
         + f"; median per mutant {_seconds(sc['build_seconds_median'])} build (cache hits left "
-        f"out), {_seconds(sc['test_seconds_median'])} suite (it stops at the first failure).",
+        f"out), {_seconds(sc['test_seconds_median'])} suite (the mutant's Caught-by test runs "
+        "first, and the suite stops at the first failure).",
         "",
+        *(
+            []
+            if meta.get("complete", True)
+            else ["**Incomplete:** the run stopped before every selected mutant had run.", ""]
+        ),
         "```",
         summary_line(sc),
         "```",
