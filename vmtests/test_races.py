@@ -162,3 +162,39 @@ def test_fork_while_creating(helper: Helper) -> None:
     for child in forker:
         assert child["status"] == 0
         assert [r["id"] for r in child["results"]] == [0, 1], "a child starts at 0"
+
+
+@pytest.mark.needs("sigev_timer_id")
+def test_lookups_never_see_a_timer_being_created_or_deleted(helper: Helper) -> None:
+    """One thread creates and deletes the same exact ID over and over, another
+    arms and reads that ID as fast as it can.
+
+    A timer sits in the array before it is valid (it_signal is set last)
+    and for a moment after timer_delete() invalidated it.  A lookup that
+    accepted it there (mutant 33) arms a timer whose hrtimer the creation
+    then re-initialises, or one that is being freed: the kernel's timer
+    queue is corrupted or freed memory is armed, which crashes or splats
+    the guest.  The exact ID makes every lookup aim at the window.
+    """
+    want = 777
+    cycles = 3000
+    churn = [
+        op
+        for _ in range(cycles)
+        for op in (create(id=want, notify="none", **FLAG), {"op": "delete", "id": want})
+    ]
+    poke = [
+        op
+        for _ in range(cycles)
+        for op in (
+            {"op": "settime", "id": want, "value_ns": 50_000, "interval_ns": 50_000},
+            {"op": "gettime", "id": want},
+        )
+    ]
+    res = helper.one({"op": "threads", "scripts": [churn, poke]}, timeout=900)
+    created = [r for r in res["results"][0] if r["op"] == "create"]
+    assert all(ok(r)["id"] == want for r in created)
+    assert all(r["ret"] == 0 for r in res["results"][0] if r["op"] == "delete")
+    hits = sum(r["ret"] == 0 for r in res["results"][1] if r["op"] == "settime")
+    # The threads overlapped: the poking one met the timer alive
+    assert hits > 0, f"settime never found timer {want} in {cycles} tries"
