@@ -50,6 +50,8 @@ from .results import write_json
 
 MUTANTS_DIR = REPO / "mutants"
 RESULTS_DIR = REPO / "results" / "mutate"
+#: What the series adds, demanded of every mutant (and the control).
+SERIES_FEATURES = ("sigev_timer_id", "prctl_restore_ids", "proc_timers_by_id")
 #: The un-mutated series, run first through the same path.
 CONTROL = "control"
 #: The "killer" of a mutant that failed the session before any test ran.
@@ -510,6 +512,10 @@ def run_suite(
         "-p",
         "no:cacheprovider",
         f"--results-dir={out}",
+        # The kernel is the series (mutated): it must have what the series
+        # adds, as ./ptimers test demands of the patched kernel; a mutant
+        # that disables a feature would otherwise pass as an old kernel.
+        f"--expect-features={','.join(SERIES_FEATURES)}",
         # The same suite, the test expected to kill the mutant first: with -x
         # a killed mutant costs that test, not the tests before it.
         *[f"--run-first={first}" for first in run_first],
