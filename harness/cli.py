@@ -459,7 +459,8 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         skip_equivalent=args.skip_equivalent,
         suite=args.suite,
         pytest_args=args.pytest_args,
-        out=Path(args.out) if args.out else mutate.RESULTS_DIR,
+        # Absolute: pytest runs in the suite snapshot, not here
+        out=Path(args.out).resolve() if args.out else mutate.RESULTS_DIR,
         resume=args.resume,
     )
     return mutate.mutate(req)
