@@ -59,6 +59,11 @@ class GuestError(HarnessError):
     """A command in a running guest failed or timed out."""
 
 
+class GuestWedged(GuestError):
+    """A guest command was ended early because the kernel died or splatted
+    under it and the command did not finish (see harness.watchdog)."""
+
+
 class KernelBroken(HarnessError):
     """The kernel under test answered a feature probe with something neither
     an old kernel nor a working new one says, or lacks a feature the caller

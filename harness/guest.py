@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import paramiko
 
-from .errors import BootError, GuestError
+from .errors import BootError, GuestError, GuestWedged
 
 KEY = Path.home() / ".cache" / "virtme-ng" / ".ssh" / "id_virtme"
 
@@ -38,6 +40,77 @@ class Result:
         )
 
 
+class CommandTimeout(Exception):
+    """The command's deadline passed."""
+
+
+class Wedged(Exception):
+    """The watchdog asked to end the command."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Channel(Protocol):
+    """What :func:`collect` needs of a paramiko channel."""
+
+    def recv_ready(self) -> bool: ...
+    def recv(self, nbytes: int) -> bytes: ...
+    def recv_stderr_ready(self) -> bool: ...
+    def recv_stderr(self, nbytes: int) -> bytes: ...
+    def exit_status_ready(self) -> bool: ...
+    def recv_exit_status(self) -> int: ...
+    def close(self) -> None: ...
+
+
+def collect(
+    chan: Channel,
+    deadline: float,
+    watchdog: Callable[[], str | None] | None = None,
+    poll: float = 0.5,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[str, str, int]:
+    """Stdout, stderr and exit status of a running command, polling instead of blocking.
+
+    A blocking read would wait out the whole timeout on a guest whose
+    kernel died under the command; polling lets the watchdog end it.  Data
+    is drained on every round so a chatty command never stalls on a full
+    window.
+    """
+    out: list[bytes] = []
+    err: list[bytes] = []
+    next_check = clock()
+    while True:
+        busy = False
+        while chan.recv_ready():
+            out.append(chan.recv(65536))
+            busy = True
+        while chan.recv_stderr_ready():
+            err.append(chan.recv_stderr(65536))
+            busy = True
+        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+            status = chan.recv_exit_status()
+            chan.close()
+            return (
+                b"".join(out).decode(errors="replace"),
+                b"".join(err).decode(errors="replace"),
+                status,
+            )
+        now = clock()
+        if now >= deadline:
+            chan.close()
+            raise CommandTimeout()
+        if watchdog is not None and now >= next_check:
+            next_check = now + poll
+            if (reason := watchdog()) is not None:
+                chan.close()
+                raise Wedged(reason)
+        if not busy:
+            sleep(0.02)
+
+
 class Guest:
     """A paramiko connection to the guest's sshd."""
 
@@ -48,6 +121,8 @@ class Guest:
         self.port = port
         self.key = key
         self.client: paramiko.SSHClient | None = None
+        #: asked while a command runs (see :mod:`harness.watchdog`)
+        self.watchdog: Callable[[], str | None] | None = None
 
     def connect(self, timeout: float = 120.0) -> float:
         """Retry until sshd accepts our key; return the seconds it took."""
@@ -87,20 +162,31 @@ class Guest:
     def run(
         self, command: str, stdin: str | None = None, timeout: float = 120.0, check: bool = False
     ) -> Result:
-        """Run a command; raise GuestError on timeout, a dropped link, or (check) non-zero."""
+        """Run a command; raise GuestError on timeout, a dropped link, or (check) non-zero.
+
+        With a :attr:`watchdog` set, it is asked every half second while the
+        command runs; a reason from it ends the command with
+        :class:`GuestWedged` (the kernel died or splatted under it).
+        """
         if self.client is None:
             raise GuestError("not connected to the guest")
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise GuestError(f"SSH connection lost before running: {command}")
         start = time.monotonic()
         try:
-            chan_in, chan_out, chan_err = self.client.exec_command(command, timeout=timeout)
+            chan = transport.open_session(timeout=min(timeout, 30.0))
+            chan.exec_command(command)
             if stdin is not None:
-                chan_in.write(stdin)
-            chan_in.channel.shutdown_write()
-            out = chan_out.read().decode(errors="replace")
-            err = chan_err.read().decode(errors="replace")
-            status = chan_out.channel.recv_exit_status()
-        except TimeoutError as exc:
+                chan.sendall(stdin.encode())
+            chan.shutdown_write()
+            out, err, status = collect(chan, start + timeout, self.watchdog)
+        except CommandTimeout as exc:
             raise GuestError(f"guest command timed out after {timeout:.0f}s: {command}") from exc
+        except Wedged as exc:
+            raise GuestWedged(
+                f"{exc.reason}; ended after {time.monotonic() - start:.0f}s: {command}"
+            ) from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise GuestError(f"SSH connection lost while running: {command} ({exc})") from exc
         result = Result(command, status, out, err, time.monotonic() - start)

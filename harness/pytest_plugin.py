@@ -29,13 +29,21 @@ import pytest
 
 from . import helper as helper_mod
 from . import procfs
-from .errors import BootError, GuestError, GuestUnreachable, HarnessError, KernelBroken
+from .errors import (
+    BootError,
+    GuestError,
+    GuestUnreachable,
+    GuestWedged,
+    HarnessError,
+    KernelBroken,
+)
 from .guest import Guest
 from .helper import ContractError, Helper
 from .kmsg import KmsgCursor
 from .results import RunRecord, TestRecord, markdown_summary, write_json
 from .splat import Detector, report
-from .vm import VirtmeVM, tail
+from .vm import CONSOLE_FAILURES, VirtmeVM, tail
+from .watchdog import ConsoleWatch
 
 INFRA_EXIT = 125
 BISECT_ABORT = 128
@@ -122,6 +130,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="comma-separated features the kernel must have (" + ", ".join(EXPECTABLE) + "); "
         "one that is absent fails the session instead of skipping its tests",
     )
+    group.addoption(
+        "--splat-grace",
+        type=float,
+        default=30.0,
+        help="seconds a guest command may keep running after the kernel splatted on the "
+        "console before the test fails as a hang (0 disables the console watch)",
+    )
     group.addoption("--vm-cpus", type=int, default=2)
     group.addoption("--vm-memory", default="2G")
 
@@ -182,6 +197,8 @@ class _State:
         self.infra_error: str | None = None
         self.crashed: str | None = None
         self.detector = Detector.default()
+        #: the console watch polled during guest commands (None: disabled)
+        self.watch: ConsoleWatch | None = None
         #: what the session-end scan of the kernel log found ('' if nothing)
         self.late: str = ""
 
@@ -361,6 +378,11 @@ def _boot(config: pytest.Config, state: _State) -> None:
         if splats := state.detector.scan(boot_log):
             raise BootError("the kernel complained during boot", detail=report(splats))
         state.dmesg.mark()
+        if (grace := config.getoption("--splat-grace")) > 0:
+            state.watch = ConsoleWatch(
+                vm.console, state.detector, vm.alive, CONSOLE_FAILURES, grace
+            )
+            guest.watchdog = state.watch
         state.run.features = _probe(state, guest, Helper(guest, binary))
         check_expected(state.run.features, parse_expected(config.getoption("--expect-features")))
     except KernelBroken as exc:
@@ -401,9 +423,11 @@ def _probe(state: _State, guest: Guest, helper: Helper) -> dict[str, bool]:
             detail=exc.detail,
         ) from exc
     except GuestError as exc:
-        if (marker := state.vm.console_failure()) is not None or not state.vm.alive():
+        marker = state.vm.console_failure()
+        if marker is not None or not state.vm.alive() or isinstance(exc, GuestWedged):
+            what = marker or (exc.message if isinstance(exc, GuestWedged) else "QEMU exited")
             raise KernelBroken(
-                f"the kernel failed while its features were probed ({marker or 'QEMU exited'})",
+                f"the kernel failed while its features were probed ({what})",
                 detail=tail(state.vm.console, 60),
             ) from exc
         raise
@@ -488,6 +512,13 @@ def _needs(request: pytest.FixtureRequest) -> None:
             pytest.skip(f"kernel under test lacks {name}")
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Start the console watch afresh: an earlier test's splat is that test's."""
+    state = item.config.stash[_STATE]
+    if state.watch is not None:
+        state.watch.reset()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -533,6 +564,10 @@ def _guest_crash(state: _State, call: pytest.CallInfo[None]) -> str | None:
         return f"crashed ({marker!r} on the console)"
     if not vm.alive():
         return "died (QEMU exited)"
+    if call.excinfo is not None and call.excinfo.errisinstance(GuestWedged):
+        # The console watch ended a command that kept running after a splat:
+        # whatever it holds stays held, so later tests would only hang too.
+        return f"hung after a splat ({call.excinfo.value})"
     if call.excinfo is not None and call.excinfo.errisinstance(HarnessError):
         # A guest command timed out or the link dropped: is the guest still there?
         assert state.guest is not None
