@@ -219,6 +219,24 @@ def compare_fuzz(results: Path) -> list[str]:
     return []
 
 
+def with_upstream(args: argparse.Namespace) -> bool:
+    """Whether ``test`` also runs the suite on the upstream peer (Debian unstable's).
+
+    The suite and the real-CRIU matrix run on unpatched 6.12, the series and
+    upstream's 2025 answer alike; the peer is the default flavor's third
+    kernel unless a tree or kernels of the user's are given.
+    """
+    if args.which == "upstream":
+        return True
+    return (
+        args.which == "all"
+        and args.flavor == "default"
+        and not args.kernel
+        and getattr(args, "source", None) is None
+        and not getattr(args, "no_upstream", False)
+    )
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     phases: list[Phase] = []
     problems: list[str] = []
@@ -238,7 +256,15 @@ def cmd_test(args: argparse.Namespace) -> int:
         kernels = [(Path(k).name, Path(k)) for k in args.kernel]
     else:
         with Phase("sources") as ph:
-            tgts = targets(args.which, getattr(args, "source", None))
+            tgts = (
+                []
+                if args.which == "upstream"
+                else targets(args.which, getattr(args, "source", None))
+            )
+            if with_upstream(args):
+                from . import upstream
+
+                tgts.append(KernelTarget("upstream", upstream.tree()))
         phases.append(ph)
         for t in tgts:
             with Phase(f"build {t.label} kernel ({args.flavor})") as ph:
@@ -258,6 +284,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         extra = list(args.pytest_args)
         if label == "patched":
             extra.append(expected)
+        elif label == "upstream":
+            # Upstream's 2025 rework has the prctl, not the flag.
+            extra.append("--expect-features=prctl_restore_ids")
         elif args.flavor == "debug":
             extra.append("--expect-features=" + ",".join(DEBUG_TOOLS))
         tree = trees.get(label)
@@ -269,8 +298,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         summary[label] = data
         require = ["sigev_timer_id", "prctl_restore_ids"] if label == "patched" else []
         problems += judge(label, data, require)
-        if not args.no_compat:
-            # The same ABI once more through the 32-bit compat syscalls.
+        if not args.no_compat and label != "upstream":
+            # The same ABI once more through the 32-bit compat syscalls
+            # (the series' and 6.12's; the peer is tested natively only).
             with Phase(f"vmtests on {label} via the -m32 helper") as ph:
                 compat = run_vmtests(
                     image,
@@ -282,7 +312,7 @@ def cmd_test(args: argparse.Namespace) -> int:
                         # The ABI through the compat syscalls: the teardown
                         # stress adds nothing there, a shorter model run does
                         "-k",
-                        "not bench and not kselftest and not teardown",
+                        "not bench and not kselftest and not teardown and not criu_real",
                         "--model-examples=15",
                     ],
                 )
@@ -381,6 +411,23 @@ def cmd_report(args: argparse.Namespace) -> int:
         results["summary"] = bench_mod.summarize(results)
     for path in report.write_reports(results, out_dir):
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_criu_table(args: argparse.Namespace) -> int:
+    """Collect a test run's real-CRIU cells into one file; render the README's table."""
+    from . import criureport
+
+    if args.save:
+        data = criureport.collect(Path(args.results), Path(args.save))
+        print(f"wrote {args.save}")
+        print(criureport.render(data))
+    if args.readme:
+        for path in criureport.render_readme():
+            print(f"README: CRIU table rendered from {path.relative_to(REPO)}")
+    if not args.save and not args.readme:
+        data = criureport.collect(Path(args.results), Path(args.results) / "criu.json")
+        print(criureport.render(data))
     return 0
 
 
@@ -529,6 +576,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="results directory (default: results/bench)")
     sp = add("report", cmd_report, "re-render reports from a bench results.json")
     sp.add_argument("--results-dir", default=str(REPO / "results" / "bench"))
+    sp = add("criu-table", cmd_criu_table, "the real-CRIU matrix of a test run as a table")
+    sp.add_argument(
+        "--results", default=str(REPO / "results"), help="where ./ptimers test left its results"
+    )
+    sp.add_argument("--save", metavar="FILE", help="collect the cells into FILE (for the README)")
+    sp.add_argument("--readme", action="store_true", help="re-render the README's CRIU table")
     sp = add("series", cmd_series, "export, apply or check the patch series")
     sp.add_argument("action", choices=["export", "apply", "check"])
     sp.add_argument("--tree", type=Path, help="git tree holding the series branch (export)")
@@ -599,7 +652,9 @@ def parser() -> argparse.ArgumentParser:
     ):
         sp = add(name, fn, hlp)
         sp.add_argument("--flavor", default="default")
-        sp.add_argument("--which", choices=["all", "unpatched", "patched"], default="all")
+        sp.add_argument(
+            "--which", choices=["all", "unpatched", "patched", "upstream"], default="all"
+        )
         sp.add_argument("--kernel", action="append", help="test this bzImage instead of building")
         if name == "test":  # the main job's benchmark compares Debian's kernels
             sp.add_argument(
@@ -607,6 +662,11 @@ def parser() -> argparse.ArgumentParser:
                 type=Path,
                 help="your own kernel git tree as the base (the series is applied onto its HEAD)",
             )
+        sp.add_argument(
+            "--no-upstream",
+            action="store_true",
+            help="leave out the upstream peer kernel (Debian unstable's) from --which all",
+        )
         sp.add_argument("--skip-unit", action="store_true")
         sp.add_argument(
             "--no-compat", action="store_true", help="skip the second run through the -m32 helper"

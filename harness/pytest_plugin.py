@@ -486,6 +486,17 @@ def accel(guest: Guest, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
+def measurements(guest: Guest, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Numbers a test measured, by node ID: written to results.json (``measurements``).
+
+    For reports (CRIU restore times); tests never assert on times.
+    """
+    run = request.config.stash[_STATE].run
+    assert run is not None
+    return run.measurements
+
+
+@pytest.fixture(scope="session")
 def kernel_timeline(guest: Guest, request: pytest.FixtureRequest) -> list[tuple[str, int]]:
     """(label, guest jiffies) at every kernel log read so far: boot, then each test.
 

@@ -38,6 +38,8 @@ class RunRecord:
     exit_status: int | None = None
     #: kernel complaints found after the last test (they fail the session)
     session_end: str = ""
+    #: numbers tests measured, by test node ID (e.g. CRIU restore times)
+    measurements: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         out = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}

@@ -297,3 +297,21 @@ def test_bench_case_selection() -> None:
     assert names == ["a.pairs"] + [f"a.pairs_at.{d}" for d, _ in bench.PAIR_DEPTHS]
     with pytest.raises(HarnessError):
         bench.select(bench.cases(0.1), ["nothing.*"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "want"),
+    [
+        (["test"], True),
+        (["test", "--no-upstream"], False),
+        (["test", "--which", "patched"], False),
+        (["test", "--which", "upstream"], True),
+        (["test", "--flavor", "debug", "--which", "patched"], False),
+        (["test", "--flavor", "debug"], False),
+        (["test", "--kernel", "/tmp/bzImage"], False),
+        (["test", "--source", "/tmp/linux"], False),
+        (["main"], True),
+    ],
+)
+def test_upstream_peer_joins_the_default_run_only(argv: list[str], want: bool) -> None:
+    assert cli.with_upstream(cli.parser().parse_args(argv)) is want

@@ -1,0 +1,256 @@
+"""Real CRIU, old and new, dumps and restores a process holding timers.
+
+``test_criu_restore.py`` imitates CRIU's restore loop in the helper; this
+module runs CRIU itself, the client the whole series exists for:
+
+* Debian 12's CRIU 3.17.1 (host package) restores IDs with the legacy
+  create/delete loop and must keep working on every kernel;
+* CRIU >= 4.2 (Debian unstable, in a chroot: see :mod:`harness.criu`)
+  creates each timer at its ID with ``PR_TIMER_CREATE_RESTORE_IDS`` where
+  the kernel has it (``criu check --feature timer_cr_ids``) and falls back
+  to the loop elsewhere.
+
+The process (``vmtests/helper/criutimers.c``) holds timers at sparse IDs
+with every notify kind and clock, checks itself before the dump and again
+after the restore (each timer under its ID with its interval, the right
+listing, each armed one firing with its own ID and value in the right
+thread), and the test compares ``/proc/<pid>/timers`` before and after.
+Restore wall times land in results.json (``measurements``) for the README's
+table; they are TCG times and are never asserted on.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import INT_MAX
+from harness import criu as criu_mod
+from harness import helper as helper_mod
+from harness import procfs
+from harness.guest import Guest
+from harness.paths import HELPER_DIR
+
+#: How long the guest may take to set a layout up (the loop to ID 100000
+#: under TCG takes seconds) and CRIU to dump or restore it.
+SETUP_TIMEOUT = 300.0
+CRIU_TIMEOUT = 600.0
+
+HIGH_LOOP_ID = 100_000
+TOP_ID = INT_MAX - 1
+
+
+@dataclass(frozen=True)
+class Timer:
+    """One SPEC of criutimers: ID, clock, notify kind, signal, interval (ms), value."""
+
+    id: int
+    clock: str
+    notify: str
+    signo: int
+    interval_ms: int
+    value: int
+
+    def spec(self) -> str:
+        return f"{self.id},{self.clock},{self.notify},{self.signo},{self.interval_ms},{self.value}"
+
+
+# Process-directed signals 40-45, thread-directed 50-55: the worker and the
+# main thread each wait for their own set.
+SPARSE = [
+    Timer(0, "m", "s", 40, 100, 7000),
+    Timer(2, "r", "t", 50, 130, 7002),
+    Timer(3, "p", "s", 41, 60, 7003),  # process CPU clock
+    Timer(6, "t", "s", 42, 80, 7006),  # the main thread's CPU clock
+    Timer(7, "b", "n", 43, 200, 7007),  # SIGEV_NONE, armed
+    Timer(9, "m", "s", 44, 0, 7009),  # disarmed
+    Timer(HIGH_LOOP_ID, "m", "t", 51, 90, 7100),
+]
+TOP = [
+    Timer(0, "m", "t", 50, 110, 8000),
+    Timer(5, "p", "s", 40, 70, 8005),
+    Timer(1000, "b", "n", 41, 150, 8100),
+    Timer(TOP_ID, "r", "s", 42, 120, 8200),
+]
+LAYOUTS = {"sparse": ("loop", SPARSE), "top": ("exact", TOP)}
+
+
+@dataclass(frozen=True)
+class Criu:
+    """How to run one CRIU in the guest."""
+
+    name: str
+    version: str
+    #: prefix that puts a command into CRIU's root ('' for the host root)
+    chroot: str
+    #: the guest path of that root ('/' for the host root)
+    root: str
+
+    def outside(self, path: str) -> str:
+        """A path inside CRIU's root as seen from the guest's own root."""
+        return path if self.root == "/" else self.root + path
+
+
+@pytest.fixture(scope="session")
+def criutimers() -> Path:
+    return helper_mod.build("criutimers")
+
+
+@pytest.fixture(scope="session")
+def criu_tools(guest: Guest, criutimers: Path) -> dict[str, Criu]:
+    """Both CRIUs, ready in the guest (the unstable root mounted as a chroot)."""
+    old = Criu("3.17", criu_mod.host_criu_version(), "", "/")
+    root = criu_mod.unstable_root()
+    guest.run(criu_mod.chroot_setup(root.path), timeout=60, check=True)
+    r = shlex.quote(str(root.path))
+    guest.run(f"cp {shlex.quote(str(criutimers))} {r}/tmp/criutimers", timeout=60, check=True)
+    new = Criu("4.2", root.criu_version, f"chroot {r} ", str(root.path))
+    return {"3.17": old, "4.2": new}
+
+
+def criu_errors(log: str, limit: int = 25) -> str:
+    """The lines of a CRIU log that say what went wrong."""
+    lines = [ln for ln in log.splitlines() if re.search(r"Error|Warn|fail", ln)]
+    return "\n".join(lines[-limit:]) or "\n".join(log.splitlines()[-limit:])
+
+
+def run_criu(guest: Guest, c: Criu, args: str, log: str) -> tuple[int, float]:
+    """Run ``criu ARGS -o LOG``; its exit status and wall seconds in the guest."""
+    res = guest.run(
+        f"s=$(date +%s%N); {c.chroot}criu {args} -v4 -o {shlex.quote(log)}; rc=$?; "
+        'e=$(date +%s%N); echo "$rc $(( (e - s) / 1000 ))"',
+        timeout=CRIU_TIMEOUT,
+    )
+    rc, usec = res.stdout.split()[-2:]
+    return int(rc), int(usec) / 1e6
+
+
+def wait_file(guest: Guest, path: str, timeout: float) -> str:
+    """Contents of a guest file once it exists (the process writes it atomically)."""
+    q = shlex.quote(path)
+    res = guest.run(
+        f"for i in $(seq {int(timeout * 10)}); do [ -e {q} ] && exec cat {q}; sleep 0.1; done; "
+        "exit 1",
+        timeout=timeout + 30,
+    )
+    assert res.status == 0, f"{path} did not appear within {timeout:.0f}s"
+    return res.stdout
+
+
+def verdict(text: str) -> list[str]:
+    """The FAIL lines of a criutimers self-check (which must have ended)."""
+    lines = text.splitlines()
+    assert lines and lines[-1] == "end", f"self-check did not finish:\n{text}"
+    return [ln for ln in lines if ln.startswith("FAIL")]
+
+
+def proc_timers(guest: Guest, pid: int) -> list[procfs.ProcTimer]:
+    res = guest.run(f"cat /proc/{pid}/timers", timeout=60)
+    assert res.status == 0, f"cannot read /proc/{pid}/timers: {res.stderr}"
+    return sorted(procfs.parse(res.stdout), key=lambda t: t.id)
+
+
+def check_process(guest: Guest, c: Criu, pid: int, work: str, round_: int) -> None:
+    guest.run(f"kill -USR1 {pid}", timeout=30, check=True)
+    text = wait_file(guest, c.outside(f"{work}/verify.{round_}"), 60)
+    assert not (bad := verdict(text)), f"self-check {round_} failed:\n" + "\n".join(bad)
+
+
+def test_criu_check(guest: Guest, criu_tools: dict[str, Criu], features: dict[str, bool]) -> None:
+    """Both CRIUs accept the kernel; only kernels with the prctl offer timer_cr_ids."""
+    for c in criu_tools.values():
+        res = guest.run(f"{c.chroot}criu check", timeout=CRIU_TIMEOUT)
+        assert res.status == 0, f"criu {c.version}: criu check failed:\n{res.stdout}{res.stderr}"
+    new = criu_tools["4.2"]
+    res = guest.run(f"{new.chroot}criu check --feature timer_cr_ids", timeout=CRIU_TIMEOUT)
+    assert (res.status == 0) == features["prctl_restore_ids"], (
+        f"criu {new.version} says timer_cr_ids is "
+        f"{'there' if res.status == 0 else 'absent'} (exit {res.status}) on a kernel whose "
+        f"prctl_restore_ids probe said {features['prctl_restore_ids']}:\n{res.stdout}{res.stderr}"
+    )
+
+
+@pytest.mark.parametrize("layout", ["sparse", "top"])
+@pytest.mark.parametrize("which", ["3.17", "4.2"])
+def test_criu_dump_restore(
+    guest: Guest,
+    criu_tools: dict[str, Criu],
+    features: dict[str, bool],
+    measurements: dict[str, Any],
+    request: pytest.FixtureRequest,
+    which: str,
+    layout: str,
+) -> None:
+    """Dump, kill, restore; the process finds every timer as it was."""
+    c = criu_tools[which]
+    mode, timers = LAYOUTS[layout]
+    if mode == "exact" and not features["prctl_restore_ids"]:
+        pytest.skip(
+            f"setting up ID {TOP_ID} needs an exact create (this kernel has none): "
+            f"~2^31 create/delete pairs, hours under TCG"
+        )
+    if mode == "exact" and which == "3.17":
+        pytest.skip(
+            f"CRIU {c.version} restores IDs with the create/delete loop: ID {TOP_ID} takes "
+            "~2^31 pairs, hours under TCG"
+        )
+    binary = "/tmp/criutimers" if c.root != "/" else str(HELPER_DIR / "criutimers")
+    work = guest.run(f"{c.chroot}mktemp -d /tmp/criu.XXXXXX", timeout=30, check=True)
+    work_dir = work.stdout.strip()
+    specs = " ".join(t.spec() for t in timers)
+    guest.run(
+        f"{c.chroot}setsid {binary} {work_dir} {mode} {specs} "
+        f"</dev/null >/dev/null 2>{c.outside(work_dir)}/stderr &",
+        timeout=30,
+        check=True,
+    )
+    started = time.monotonic()
+    try:
+        ready = wait_file(guest, c.outside(f"{work_dir}/ready"), SETUP_TIMEOUT)
+    except AssertionError:
+        err = guest.read_file(c.outside(f"{work_dir}/stderr"))
+        pytest.fail(f"criutimers did not get ready: {err}")
+    pid = int(ready.split()[0])
+    setup_s = time.monotonic() - started
+    try:
+        before = proc_timers(guest, pid)
+        assert [t.id for t in before] == [t.id for t in timers]
+        check_process(guest, c, pid, work_dir, 1)
+
+        guest.run(f"{c.chroot}mkdir {work_dir}/img", timeout=30, check=True)
+        rc, dump_s = run_criu(
+            guest, c, f"dump -t {pid} -D {work_dir}/img", f"{work_dir}/img/dump.log"
+        )
+        if rc != 0:
+            log = guest.read_file(c.outside(f"{work_dir}/img/dump.log"))
+            pytest.fail(f"criu {c.version} dump failed (exit {rc}):\n{criu_errors(log)}")
+        gone = guest.run(f"kill -0 {pid} 2>/dev/null", timeout=30)
+        assert gone.status != 0, f"process {pid} still alive after the dump"
+
+        rc, restore_s = run_criu(
+            guest, c, f"restore -d -D {work_dir}/img", f"{work_dir}/img/restore.log"
+        )
+        if rc != 0:
+            log = guest.read_file(c.outside(f"{work_dir}/img/restore.log"))
+            pytest.fail(f"criu {c.version} restore failed (exit {rc}):\n{criu_errors(log)}")
+        after = proc_timers(guest, pid)
+        assert after == before, "/proc/<pid>/timers differs after the restore"
+        check_process(guest, c, pid, work_dir, 2)
+        measurements[request.node.nodeid] = {
+            "criu_version": c.version,
+            "layout": layout,
+            "highest_id": max(t.id for t in timers),
+            "timers": len(timers),
+            "prctl_path": features["prctl_restore_ids"] and which == "4.2",
+            "setup_s": round(setup_s, 3),
+            "dump_s": round(dump_s, 3),
+            "restore_s": round(restore_s, 3),
+        }
+    finally:
+        guest.run(f"kill -TERM {pid} 2>/dev/null; rm -rf {c.outside(work_dir)}", timeout=60)
