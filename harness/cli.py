@@ -287,6 +287,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         elif label == "upstream":
             # Upstream's 2025 rework has the prctl, not the flag.
             extra.append("--expect-features=prctl_restore_ids")
+        if args.flavor == "default" and not args.kernel:
+            # Built here with criu.config: the real-CRIU matrix must run.
+            extra.append("--expect-features=criu_config")
         elif args.flavor == "debug":
             extra.append("--expect-features=" + ",".join(DEBUG_TOOLS))
         tree = trees.get(label)

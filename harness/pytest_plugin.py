@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from . import helper as helper_mod
-from . import procfs
+from . import kconfig, procfs
 from .errors import (
     BootError,
     GuestError,
@@ -40,6 +40,7 @@ from .errors import (
 from .guest import Guest
 from .helper import ContractError, Helper
 from .kmsg import KmsgCursor
+from .paths import KERNEL_CONFIG_DIR
 from .results import RunRecord, TestRecord, markdown_summary, write_json
 from .splat import Detector, report
 from .vm import CONSOLE_FAILURES, VirtmeVM, tail
@@ -126,9 +127,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--expect-features",
         metavar="LIST",
-        default="",
+        action="append",
+        default=[],
         help="comma-separated features the kernel must have (" + ", ".join(EXPECTABLE) + "); "
-        "one that is absent fails the session instead of skipping its tests",
+        "one that is absent fails the session instead of skipping its tests (repeatable)",
     )
     group.addoption(
         "--splat-grace",
@@ -260,6 +262,9 @@ def _probe_features(guest: Guest, helper: Helper) -> dict[str, bool]:
     # debug run demands them (--expect-features).  Lockdep turns itself off
     # after its first report ("debug_locks: 0"); it is then no checker.
     feats["kasan"] = "CONFIG_KASAN=y" in config_text
+    # What real CRIU needs (kernel-config/criu.config): without it the
+    # real-CRIU tests skip naming the options; ./ptimers test demands it.
+    feats["criu_config"] = bool(config_text) and not criu_options_missing(config_text)
     stats = guest.run("cat /proc/lockdep_stats 2>/dev/null", timeout=60).stdout
     feats["lockdep"] = _lockdep_on(stats)
     res = helper.run([{"op": "proc_timers"}, {"op": "probe"}])
@@ -284,6 +289,12 @@ def _probe_features(guest: Guest, helper: Helper) -> dict[str, bool]:
     return feats
 
 
+def criu_options_missing(config_text: str) -> list[str]:
+    """kernel-config/criu.config's options the running kernel's config lacks."""
+    wanted = kconfig.Fragment.load(KERNEL_CONFIG_DIR / "criu.config").values
+    return kconfig.missing(wanted, kconfig.read_config(config_text))
+
+
 def _lockdep_on(stats: str) -> bool:
     """Whether /proc/lockdep_stats says lockdep is built in and still checking."""
     for line in stats.splitlines():
@@ -302,6 +313,7 @@ EXPECTABLE: tuple[str, ...] = (
     "prctl_restore_ids",
     "proc_timers_by_id",
     "proc_timers",
+    "criu_config",
     *DEBUG_TOOLS,
 )
 
@@ -384,7 +396,9 @@ def _boot(config: pytest.Config, state: _State) -> None:
             )
             guest.watchdog = state.watch
         state.run.features = _probe(state, guest, Helper(guest, binary))
-        check_expected(state.run.features, parse_expected(config.getoption("--expect-features")))
+        check_expected(
+            state.run.features, parse_expected(",".join(config.getoption("--expect-features")))
+        )
     except KernelBroken as exc:
         # The kernel booted and then answered wrongly: a bad commit, not an
         # untestable one, with or without --bisect.
