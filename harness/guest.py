@@ -59,6 +59,9 @@ class Channel(Protocol):
     def recv(self, nbytes: int) -> bytes: ...
     def recv_stderr_ready(self) -> bool: ...
     def recv_stderr(self, nbytes: int) -> bytes: ...
+    @property
+    def eof_received(self) -> int: ...
+
     def exit_status_ready(self) -> bool: ...
     def recv_exit_status(self) -> int: ...
     def close(self) -> None: ...
@@ -90,7 +93,14 @@ def collect(
         while chan.recv_stderr_ready():
             err.append(chan.recv_stderr(65536))
             busy = True
-        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+        # sshd may send the exit status before the last output: done only
+        # once the channel's EOF arrived and both buffers are empty.
+        if (
+            chan.exit_status_ready()
+            and chan.eof_received
+            and not chan.recv_ready()
+            and not chan.recv_stderr_ready()
+        ):
             status = chan.recv_exit_status()
             chan.close()
             return (

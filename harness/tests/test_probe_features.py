@@ -143,3 +143,15 @@ def test_a_contradiction_while_probing_is_a_broken_kernel_not_an_infra_error() -
         _probe(
             state, cast(Guest, StubGuest()), cast(Helper, Contradicting(probe("absent", "absent")))
         )
+
+
+def test_criu_options_are_read_from_the_fragment() -> None:
+    from harness import kconfig
+    from harness.paths import KERNEL_CONFIG_DIR
+    from harness.pytest_plugin import criu_options_missing
+
+    wanted = kconfig.Fragment.load(KERNEL_CONFIG_DIR / "criu.config").values
+    full = "\n".join(f"{k}={v}" for k, v in wanted.items()) + "\nCONFIG_OTHER=y\n"
+    assert criu_options_missing(full) == []
+    partial = full.replace("CONFIG_TUN=y\n", "# CONFIG_TUN is not set\n")
+    assert criu_options_missing(partial) == ["CONFIG_TUN=y (got n)"]

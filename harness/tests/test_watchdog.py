@@ -120,12 +120,24 @@ def test_qemu_exit_fires_at_once(tmp_path: Path) -> None:
 
 
 class FakeChannel:
-    """Delivers scripted stdout chunks, then (optionally) an exit status."""
+    """Delivers scripted stdout chunks, then (optionally) an exit status and EOF.
 
-    def __init__(self, chunks: list[bytes], status: int | None) -> None:
+    ``early`` chunks arrive only after the exit status was ready, as sshd
+    may send them.
+    """
+
+    def __init__(self, chunks: list[bytes], status: int | None, early: int = 0) -> None:
         self.chunks = list(chunks)
         self.status = status
         self.closed = False
+        self.late = self.chunks[len(self.chunks) - early :] if early else []
+        if early:
+            self.chunks = self.chunks[: len(self.chunks) - early]
+        self.polls = 0
+
+    @property
+    def eof_received(self) -> bool:
+        return self.status is not None and not self.late and not self.chunks
 
     def recv_ready(self) -> bool:
         return bool(self.chunks)
@@ -140,7 +152,14 @@ class FakeChannel:
         return b""
 
     def exit_status_ready(self) -> bool:
-        return self.status is not None and not self.chunks
+        if self.status is None:
+            return False
+        # The late output lands one poll after the status is seen.
+        self.polls += 1
+        if self.late and self.polls > 1:
+            self.chunks += self.late
+            self.late = []
+        return True
 
     def recv_exit_status(self) -> int:
         assert self.status is not None
@@ -155,6 +174,17 @@ def test_collect_returns_output_and_status() -> None:
     out, err, status = collect(chan, deadline=10.0, clock=Clock())
     assert (out, err, status) == ("a\nb\n", "", 3)
     assert chan.closed
+
+
+def test_collect_waits_for_output_sent_after_the_exit_status() -> None:
+    chan = FakeChannel([b"first\n", b"dd: error reading\n"], 1, early=1)
+    clock = Clock()
+
+    def sleep(s: float) -> None:
+        clock.now += s
+
+    out, _, status = collect(chan, deadline=10.0, clock=clock, sleep=sleep)
+    assert (out, status) == ("first\ndd: error reading\n", 1)
 
 
 def test_collect_times_out() -> None:
