@@ -20,6 +20,7 @@ from harness.guest import Guest
 KML = "/sys/kernel/debug/kmemleak"
 
 
+@pytest.mark.runs_last
 @pytest.mark.needs("kmemleak")
 def test_no_leaks_after_suite(guest: Guest, kernel_timeline: list[tuple[str, int]]) -> None:
     guest.run(f"sleep 2; echo scan > {KML}; sleep 6; echo scan > {KML}", timeout=300, check=True)

@@ -111,8 +111,12 @@ def test_debug_tools_can_be_expected_and_fail_when_absent() -> None:
 
 
 class Item:
-    def __init__(self, nodeid: str) -> None:
+    def __init__(self, nodeid: str, last: bool = False) -> None:
         self.nodeid = nodeid
+        self.last = last
+
+    def get_closest_marker(self, name: str) -> object | None:
+        return object() if name == "runs_last" and self.last else None
 
 
 def test_run_first_moves_matching_tests_ahead_and_keeps_the_rest() -> None:
@@ -124,6 +128,14 @@ def test_run_first_moves_matching_tests_ahead_and_keeps_the_rest() -> None:
     got = run_first(items, ["b.py::t2", "c.py"])
     assert [i.nodeid for i in got] == ["b.py::t2[x]", "c.py::t4", "a.py::t1", "b.py::t3"]
     assert run_first(items, []) == items
+
+
+def test_run_first_leaves_a_runs_last_test_in_place() -> None:
+    """Mutant 37's Caught-by is the kmemleak scan: run first, it saw no leak."""
+    from harness.pytest_plugin import run_first
+
+    items = cast(list[pytest.Item], [Item("a.py::t1"), Item("zz.py::scan", last=True)])
+    assert [i.nodeid for i in run_first(items, ["zz.py::scan"])] == ["a.py::t1", "zz.py::scan"]
 
 
 def test_a_contradiction_while_probing_is_a_broken_kernel_not_an_infra_error() -> None:
