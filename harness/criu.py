@@ -162,7 +162,7 @@ def unstable_root() -> UnstableRoot:
 
 
 def chroot_setup(root: Path) -> str:
-    """Guest shell commands that make ``root`` usable as a chroot (idempotent).
+    """Guest shell commands that make ``root`` usable as a chroot for CRIU (idempotent).
 
     The tree itself is the host's, read-only in the guest; everything CRIU
     writes (images, /run/criu.kdat) goes to tmpfs.
@@ -170,6 +170,11 @@ def chroot_setup(root: Path) -> str:
     r = shlex.quote(str(root))
     return (
         "set -e; "
-        f"for d in proc sys dev; do mountpoint -q {r}/$d || mount --bind /$d {r}/$d; done; "
+        # The root a mount of its own: CRIU rebuilds the task's mount tree
+        # from mountinfo, which shows only mounts under the chroot, and
+        # fails ("No parent found for mountpoint") when / is not one.
+        f"mountpoint -q {r} || mount --bind {r} {r}; "
+        # rbind: /dev/pts (and /dev/ptmx through it) comes along.
+        f"for d in proc sys dev; do mountpoint -q {r}/$d || mount --rbind /$d {r}/$d; done; "
         f"for d in tmp run; do mountpoint -q {r}/$d || mount -t tmpfs none {r}/$d; done"
     )

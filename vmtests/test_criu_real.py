@@ -217,12 +217,12 @@ def test_criu_dump_restore(
     work = guest.run(f"{c.chroot}mktemp -d /tmp/criu.XXXXXX", timeout=30, check=True)
     work_dir = work.stdout.strip()
     specs = " ".join(t.spec() for t in timers)
-    guest.run(
-        f"{c.chroot}setsid {binary} {work_dir} {mode} {specs} "
-        f"</dev/null >/dev/null 2>{c.outside(work_dir)}/stderr &",
-        timeout=30,
-        check=True,
+    # The redirections happen inside CRIU's root: a file opened outside it
+    # sits on a mount CRIU cannot see from there ("Can't lookup mount").
+    inner = (
+        f"exec setsid {binary} {work_dir} {mode} {specs} </dev/null >/dev/null 2>{work_dir}/stderr"
     )
+    guest.run(f"{c.chroot}sh -c {shlex.quote(inner)} &", timeout=30, check=True)
     started = time.monotonic()
     try:
         ready = wait_file(guest, c.outside(f"{work_dir}/ready"), SETUP_TIMEOUT)

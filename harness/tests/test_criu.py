@@ -50,6 +50,8 @@ def test_cached_root_is_reused_newest_first(
 
 def test_chroot_setup_mounts_each_directory_once() -> None:
     script = criu.chroot_setup(Path("/c/root dir"))
-    assert script.startswith("set -e; ")
-    assert "mountpoint -q '/c/root dir'/$d || mount --bind /$d '/c/root dir'/$d" in script
+    assert script.startswith(
+        "set -e; mountpoint -q '/c/root dir' || mount --bind '/c/root dir' '/c/root dir'; "
+    )
+    assert "mountpoint -q '/c/root dir'/$d || mount --rbind /$d '/c/root dir'/$d" in script
     assert "for d in proc sys dev;" in script and "for d in tmp run;" in script
