@@ -52,6 +52,14 @@ class Wedged(Exception):
         self.reason = reason
 
 
+class Watchdog(Protocol):
+    """What a guest command asks while it runs (see :mod:`harness.watchdog`)."""
+
+    def begin(self) -> None: ...
+
+    def __call__(self) -> str | None: ...
+
+
 class Channel(Protocol):
     """What :func:`collect` needs of a paramiko channel."""
 
@@ -61,6 +69,9 @@ class Channel(Protocol):
     def recv_stderr(self, nbytes: int) -> bytes: ...
     @property
     def eof_received(self) -> int: ...
+
+    @property
+    def closed(self) -> bool: ...
 
     def exit_status_ready(self) -> bool: ...
     def recv_exit_status(self) -> int: ...
@@ -93,14 +104,14 @@ def collect(
         while chan.recv_stderr_ready():
             err.append(chan.recv_stderr(65536))
             busy = True
+        drained = not chan.recv_ready() and not chan.recv_stderr_ready()
+        if chan.closed and not chan.eof_received and drained:
+            # The link dropped (paramiko closes the channel and makes up an
+            # exit status): not the command's answer.
+            raise OSError("the SSH channel closed before the command's end")
         # sshd may send the exit status before the last output: done only
         # once the channel's EOF arrived and both buffers are empty.
-        if (
-            chan.exit_status_ready()
-            and chan.eof_received
-            and not chan.recv_ready()
-            and not chan.recv_stderr_ready()
-        ):
+        if chan.exit_status_ready() and chan.eof_received and drained:
             status = chan.recv_exit_status()
             chan.close()
             return (
@@ -132,7 +143,7 @@ class Guest:
         self.key = key
         self.client: paramiko.SSHClient | None = None
         #: asked while a command runs (see :mod:`harness.watchdog`)
-        self.watchdog: Callable[[], str | None] | None = None
+        self.watchdog: Watchdog | None = None
 
     def connect(self, timeout: float = 120.0) -> float:
         """Retry until sshd accepts our key; return the seconds it took."""
@@ -184,6 +195,8 @@ class Guest:
         if transport is None or not transport.is_active():
             raise GuestError(f"SSH connection lost before running: {command}")
         start = time.monotonic()
+        if self.watchdog is not None:
+            self.watchdog.begin()
         try:
             chan = transport.open_session(timeout=min(timeout, 30.0))
             chan.exec_command(command)

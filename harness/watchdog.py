@@ -22,7 +22,10 @@ from .splat import Detector, Splat
 
 
 class ConsoleWatch:
-    """Polled during guest commands; says why the command should end now, or None."""
+    """Polled during guest commands; says why the command should end now, or None.
+
+    :meth:`begin` at each command's start, the call while it runs.
+    """
 
     def __init__(
         self,
@@ -43,7 +46,17 @@ class ConsoleWatch:
         self.partial = ""
         #: the first splat seen since the last reset, and when it was seen
         self.first: tuple[float, Splat] | None = None
+        #: when the running command began (each command gets its own grace)
+        self.command_start = clock()
         self.reset()
+
+    def begin(self) -> None:
+        """A command starts: it gets ``grace`` seconds even after an earlier splat.
+
+        Otherwise every command after a WARN in the same test (the harness's
+        own kernel-log read among them) would be ended at its first poll.
+        """
+        self.command_start = self.clock()
 
     def reset(self) -> None:
         """Forget what came before: a test's watch starts at its own first command."""
@@ -80,10 +93,10 @@ class ConsoleWatch:
             self.first = (self.clock(), splats[0])
         if self.first is not None:
             seen, splat = self.first
-            waited = self.clock() - seen
-            if waited >= self.grace:
+            now = self.clock()
+            if now - max(seen, self.command_start) >= self.grace:
                 return (
                     f"the kernel reported {splat.line!r} on the console and the command "
-                    f"was still running {waited:.0f}s later"
+                    f"was still running {now - seen:.0f}s later"
                 )
         return None

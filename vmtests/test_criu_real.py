@@ -83,6 +83,31 @@ TOP = [
     Timer(TOP_ID, "r", "s", 42, 120, 8200),
 ]
 LAYOUTS = {"sparse": ("loop", SPARSE), "top": ("exact", TOP)}
+#: /proc/<pid>/timers' ClockID per SPEC clock: CPU clocks show the kernel's
+#: encoding of "this process" / "this thread" (MAKE_{PROCESS,THREAD}_CPUCLOCK(0, SCHED)).
+CLOCK_IDS = {"r": 0, "m": 1, "b": 7, "p": -6, "t": -2}
+NOTIFY = {"s": ("signal", "pid"), "t": ("thread", "tid"), "n": ("none", "pid")}
+
+
+def expected_records(timers: list[Timer], pid: int, worker: int) -> list[procfs.ProcTimer]:
+    """What /proc/<pid>/timers must list for ``timers``: compared before the dump
+    too, so a kernel that stores a wrong clock, value or target cannot pass
+    because CRIU faithfully kept the wrong thing."""
+    out = []
+    for t in timers:
+        notify, target = NOTIFY[t.notify]
+        out.append(
+            procfs.ProcTimer(
+                id=t.id,
+                signo=t.signo,
+                sival_ptr=t.value,
+                notify=notify,
+                target=target,
+                target_id=worker if t.notify == "t" else pid,
+                clock=CLOCK_IDS[t.clock],
+            )
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -144,18 +169,27 @@ def run_criu(guest: Guest, c: Criu, args: str, log: str) -> tuple[int, float]:
         'e=$(date +%s%N); echo "$rc $(( (e - s) / 1000 ))"',
         timeout=CRIU_TIMEOUT + 60,
     )
-    rc, usec = res.stdout.split()[-2:]
+    words = res.stdout.split()
+    assert res.status == 0 and len(words) >= 2, (
+        f"timing wrapper around criu failed:\n{res.describe()}"
+    )
+    rc, usec = words[-2:]
     return int(rc), int(usec) / 1e6
 
 
-def wait_file(guest: Guest, path: str, timeout: float) -> str:
-    """Contents of a guest file once it exists (the process writes it atomically)."""
+def wait_file(guest: Guest, path: str, timeout: float, pid: int) -> str:
+    """Contents of a guest file once it exists (the process writes it atomically).
+
+    Fails at once if process ``pid`` is gone before the file appears.
+    """
     q = shlex.quote(path)
     res = guest.run(
-        f"for i in $(seq {int(timeout * 10)}); do [ -e {q} ] && exec cat {q}; sleep 0.1; done; "
-        "exit 1",
-        timeout=timeout + 30,
+        f"end=$(( $(date +%s) + {int(timeout)} )); "
+        f"while [ $(date +%s) -lt $end ]; do [ -e {q} ] && exec cat {q}; "
+        f"kill -0 {pid} 2>/dev/null || exit 2; sleep 0.2; done; exit 1",
+        timeout=timeout + 60,
     )
+    assert res.status != 2, f"process {pid} exited before writing {path}"
     assert res.status == 0, f"{path} did not appear within {timeout:.0f}s"
     return res.stdout
 
@@ -175,7 +209,7 @@ def proc_timers(guest: Guest, pid: int) -> list[procfs.ProcTimer]:
 
 def check_process(guest: Guest, c: Criu, pid: int, work: str, round_: int) -> None:
     guest.run(f"kill -USR1 {pid}", timeout=30, check=True)
-    text = wait_file(guest, c.outside(f"{work}/verify.{round_}"), 60)
+    text = wait_file(guest, c.outside(f"{work}/verify.{round_}"), 120, pid)
     assert not (bad := verdict(text)), f"self-check {round_} failed:\n" + "\n".join(bad)
 
 
@@ -226,18 +260,24 @@ def test_criu_dump_restore(
     inner = (
         f"exec setsid {binary} {work_dir} {mode} {specs} </dev/null >/dev/null 2>{work_dir}/stderr"
     )
-    guest.run(f"{c.chroot}sh -c {shlex.quote(inner)} &", timeout=30, check=True)
+    # sh and chroot exec, setsid does not fork (no group leader): $! is the process.
+    started_pid = guest.run(
+        f"{c.chroot}sh -c {shlex.quote(inner)} & echo $!", timeout=30, check=True
+    )
+    pid = int(started_pid.stdout.split()[-1])
     started = time.monotonic()
     try:
-        ready = wait_file(guest, c.outside(f"{work_dir}/ready"), SETUP_TIMEOUT)
-    except AssertionError:
-        err = guest.read_file(c.outside(f"{work_dir}/stderr"))
-        pytest.fail(f"criutimers did not get ready: {err}")
-    pid = int(ready.split()[0])
-    setup_s = time.monotonic() - started
-    try:
+        try:
+            ready = wait_file(guest, c.outside(f"{work_dir}/ready"), SETUP_TIMEOUT, pid)
+        except AssertionError as exc:
+            err = guest.read_file(c.outside(f"{work_dir}/stderr"))
+            pytest.fail(f"criutimers did not get ready ({exc}): {err}")
+        ready_pid, worker = (int(w) for w in ready.split())
+        assert ready_pid == pid, f"ready file names {ready_pid}, started {pid}"
+        setup_s = time.monotonic() - started
         before = proc_timers(guest, pid)
-        assert [t.id for t in before] == [t.id for t in timers]
+        want = expected_records(timers, pid, worker)
+        assert before == want, "/proc/<pid>/timers does not list what was created"
         check_process(guest, c, pid, work_dir, 1)
 
         guest.run(f"{c.chroot}mkdir {work_dir}/img", timeout=30, check=True)
@@ -272,4 +312,4 @@ def test_criu_dump_restore(
             "restore_s": round(restore_s, 3),
         }
     finally:
-        guest.run(f"kill -TERM {pid} 2>/dev/null; rm -rf {c.outside(work_dir)}", timeout=60)
+        guest.run(f"kill -KILL {pid} 2>/dev/null; rm -rf {c.outside(work_dir)}", timeout=60)

@@ -218,3 +218,29 @@ def test_collect_ends_when_the_watchdog_says_so() -> None:
     assert 40.0 <= clock.now < 41.0  # at the first poll after the reason, not the deadline
     # polled about every half second, not on every spin
     assert 70 <= len(asked) <= 90
+
+
+def test_each_command_gets_its_own_grace_after_a_splat(tmp_path: Path) -> None:
+    """After a WARN the harness still reads the kernel log: not ended at once."""
+    console = tmp_path / "console.log"
+    console.write_text("")
+    clock = Clock()
+    watch = make_watch(console, clock)
+    watch.begin()
+    append(console, KASAN + "\n")
+    assert watch() is None  # seen at 0 s
+    clock.now = 40.0  # that command finished; the next one starts
+    watch.begin()
+    assert watch() is None
+    clock.now = 69.0
+    assert watch() is None
+    clock.now = 70.0
+    reason = watch()
+    assert reason is not None and "70s later" in reason
+
+
+def test_collect_reports_a_dropped_link() -> None:
+    chan = FakeChannel([b"partial"], None)
+    chan.closed = True  # paramiko closed it: the transport died
+    with pytest.raises(OSError, match="closed before"):
+        collect(chan, deadline=10.0, clock=Clock())

@@ -19,11 +19,15 @@
  * DIR/verify.N (N = 1, 2, ...: the count lives in memory, so after a
  * restore it proves the memory came back too):
  *   - every timer answers timer_gettime() under its ID with its interval
- *     (disarmed ones: zero), and /proc/self/timers lists exactly the SPEC IDs;
- *   - every armed signalling timer fires within a deadline with si_timerid
- *     its ID and si_value its VALUE, delivered to the right thread (the
- *     worker takes the thread-directed signals, the main thread the rest;
- *     the signal numbers do not overlap); CPU-clock timers get CPU to burn.
+ *     (disarmed ones: zero; armed ones have 0 < time left <= interval), and
+ *     /proc/self/timers lists exactly the SPEC IDs;
+ *   - signals queued before the check are drained (and checked): CRIU puts
+ *     queued signals back at restore, so they prove nothing;
+ *   - every armed signalling timer then fires within a deadline with
+ *     si_timerid its ID and si_value its VALUE, delivered to the right thread
+ *     (the worker takes the thread-directed signals, the main thread the
+ *     rest; the signal numbers do not overlap); CPU-clock timers get CPU to
+ *     burn; a signal from a SIGEV_NONE or disarmed timer is a failure.
  * The file holds "ok" lines and "FAIL ..." lines, then "end".
  * SIGTERM ends the process.  SIGUSR2 deletes the first SPEC's timer behind
  * the self-check's back: the host test that shows the check can fail
@@ -72,9 +76,11 @@ static void __printf(1, 2) fail(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
+	flockfile(out);		/* both threads report */
 	fputs("FAIL ", out);
 	vfprintf(out, fmt, ap);
 	fputc('\n', out);
+	funlockfile(out);
 	va_end(ap);
 }
 
@@ -158,8 +164,12 @@ static struct spec *find(int id)
 	return NULL;
 }
 
-/* Take one timer signal: right timer, right value, right thread. */
-static void account(const siginfo_t *si, bool in_worker)
+/*
+ * Take one timer signal: right timer, right value, right thread, and only
+ * from a timer that signals.  Only a fresh one (queued after the drain)
+ * counts as the timer firing.
+ */
+static void account(const siginfo_t *si, bool in_worker, bool fresh)
 {
 	struct spec *s;
 
@@ -175,15 +185,24 @@ static void account(const siginfo_t *si, bool in_worker)
 	if (s->signo != si->si_signo || s->value != si->si_value.sival_int)
 		fail("timer %d: signal %d value %d, expected signal %d value %d", s->id,
 		     si->si_signo, si->si_value.sival_int, s->signo, s->value);
+	else if (s->notify == 'n' || !s->interval_ms)
+		fail("timer %d (%s) sent signal %d", s->id,
+		     s->notify == 'n' ? "SIGEV_NONE" : "disarmed", si->si_signo);
 	else if ((s->notify == 't') != in_worker)
 		fail("timer %d: signal taken by the %s thread", s->id,
 		     in_worker ? "worker" : "main");
-	else
+	else if (fresh)
 		s->fired++;
 }
 
-/* Wait for the signals of the timers with notify kind 'kind', burning CPU. */
-static void collect(char kind, bool in_worker)
+/*
+ * The worker waits for the thread-directed timers' signals, the main thread
+ * for all others' (also those of SIGEV_NONE and disarmed timers: any is a
+ * failure), burning CPU for the CPU clocks.  What is queued when the check
+ * starts is drained first and only checked: CRIU puts queued signals back at
+ * restore, so they prove nothing about the restored timers.
+ */
+static void collect(bool in_worker)
 {
 	struct timespec zero = { 0 }, start, now;
 	sigset_t set;
@@ -192,15 +211,18 @@ static void collect(char kind, bool in_worker)
 
 	sigemptyset(&set);
 	for (int i = 0; i < nspecs; i++)
-		if (specs[i].notify == kind)
+		if ((specs[i].notify == 't') == in_worker)
 			sigaddset(&set, specs[i].signo);
+	while (sigtimedwait(&set, &si, &zero) > 0)
+		account(&si, in_worker, false);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		while (sigtimedwait(&set, &si, &zero) > 0)
-			account(&si, in_worker);
+			account(&si, in_worker, true);
 		missing = 0;
 		for (int i = 0; i < nspecs; i++)
-			if (specs[i].notify == kind && specs[i].interval_ms && !specs[i].fired)
+			if ((specs[i].notify == 't') == in_worker && specs[i].notify != 'n' &&
+			    specs[i].interval_ms && !specs[i].fired)
 				missing++;
 		if (!missing)
 			return;
@@ -213,7 +235,8 @@ static void collect(char kind, bool in_worker)
 			;
 	}
 	for (int i = 0; i < nspecs; i++)
-		if (specs[i].notify == kind && specs[i].interval_ms && !specs[i].fired)
+		if ((specs[i].notify == 't') == in_worker && specs[i].notify != 'n' &&
+		    specs[i].interval_ms && !specs[i].fired)
 			fail("timer %d (clock %c, signal %d) did not fire within %ld ms",
 			     specs[i].id, specs[i].clock, specs[i].signo, fire_deadline_ms);
 }
@@ -229,7 +252,7 @@ static void *worker(void *arg)
 			pthread_cond_wait(&cond, &lock);
 		worker_go = 0;
 		pthread_mutex_unlock(&lock);
-		collect('t', true);
+		collect(true);
 		pthread_mutex_lock(&lock);
 		worker_done = 1;
 		pthread_cond_broadcast(&cond);
@@ -284,8 +307,12 @@ static void verify(void)
 		got = its.it_interval.tv_sec * NSEC_PER_SEC + its.it_interval.tv_nsec;
 		if (got != want)
 			fail("timer %d: interval %lld ns, expected %lld", s->id, got, want);
-		if (!s->interval_ms && (its.it_value.tv_sec || its.it_value.tv_nsec))
+		got = its.it_value.tv_sec * NSEC_PER_SEC + its.it_value.tv_nsec;
+		if (!s->interval_ms && got)
 			fail("timer %d: disarmed timer came back armed", s->id);
+		if (s->interval_ms && (got <= 0 || got > want))
+			fail("timer %d: armed with interval %lld ns but %lld ns left", s->id, want,
+			     got);
 	}
 	check_proc();
 	/* The worker collects the thread-directed signals meanwhile. */
@@ -294,7 +321,7 @@ static void verify(void)
 	worker_done = 0;
 	pthread_cond_broadcast(&cond);
 	pthread_mutex_unlock(&lock);
-	collect('s', false);
+	collect(false);
 	pthread_mutex_lock(&lock);
 	while (!worker_done)
 		pthread_cond_wait(&cond, &lock);
@@ -319,7 +346,7 @@ static void parse_spec(const char *arg, struct spec *s)
 
 int main(int argc, char **argv)
 {
-	char path[600];
+	char path[600], tmp[600];
 	pthread_t thread;
 	sigset_t all, wait;
 	bool exact;
@@ -358,12 +385,15 @@ int main(int argc, char **argv)
 	if (exact && restore_ids_mode(false))
 		die("prctl(PR_TIMER_CREATE_RESTORE_IDS, OFF)");
 
-	snprintf(path, sizeof(path), "%s/ready", dir);
+	snprintf(path, sizeof(path), "%s/ready.tmp", dir);
 	f = fopen(path, "w");
 	if (!f)
 		die("open ready file");
 	fprintf(f, "%d %d\n", getpid(), worker_tid);
 	fclose(f);
+	snprintf(tmp, sizeof(tmp), "%s/ready", dir);
+	if (rename(path, tmp))	/* whole or not there: the test polls for it */
+		die("rename ready file");
 
 	sigemptyset(&wait);
 	sigaddset(&wait, SIGUSR1);
