@@ -86,7 +86,9 @@ LAYOUTS = {"sparse": ("loop", SPARSE), "top": ("exact", TOP)}
 #: /proc/<pid>/timers' ClockID per SPEC clock: CPU clocks show the kernel's
 #: encoding of "this process" / "this thread" (MAKE_{PROCESS,THREAD}_CPUCLOCK(0, SCHED)).
 CLOCK_IDS = {"r": 0, "m": 1, "b": 7, "p": -6, "t": -2}
-NOTIFY = {"s": ("signal", "pid"), "t": ("thread", "tid"), "n": ("none", "pid")}
+# SIGEV_THREAD_ID shows as "signal/tid.N" (fs/proc/base.c: the kind without the
+# THREAD_ID bit, then the target).
+NOTIFY = {"s": ("signal", "pid"), "t": ("signal", "tid"), "n": ("none", "pid")}
 
 
 def expected_records(timers: list[Timer], pid: int, worker: int) -> list[procfs.ProcTimer]:
