@@ -192,6 +192,44 @@ def test_node_allocation_failure_hands_out_no_lower_id(
 
 
 @pytest.mark.needs("failslab")
+@pytest.mark.needs("prctl_restore_ids")
+def test_create_failing_deep_in_the_array_leaves_no_node_at_exit(
+    helper: Helper, radix_failslab: Guest
+) -> None:
+    """An exact create of ID 2^18 in an empty array needs a node per level.
+
+    failslab's ``space`` lets exactly one radix_tree_node through: the top
+    node is linked in, the next allocation fails, the create fails with
+    EAGAIN (and the one retry outside the lock fails too), and an empty node
+    is left in the array that no erase will free.  exit_itimers() must free
+    it with the array: test_zz_kmemleak.py finds it otherwise, allocated
+    during this test (mutant 37).  The prctl path, so that upstream runs it
+    too.
+    """
+    size = int(radix_failslab.read_file("/sys/kernel/slab/radix_tree_node/object_size"))
+    before = failslab_injected(radix_failslab)
+    # space > size lets one allocation through and takes size from it; the
+    # rest of the budget (1 byte) lets nothing more through.
+    radix_failslab.run(f"echo {size + 1} > {FAILSLAB}/space", check=True)
+    try:
+        res = helper.run(
+            [
+                {"op": "prctl", "option": PR_TIMER_CREATE_RESTORE_IDS, "arg2": 1},
+                {"op": "mlockall"},
+                {"op": "write_file", "path": "/proc/self/make-it-fail", "data": "1"},
+                create(notify="none", id=1 << 18),
+                {"op": "write_file", "path": "/proc/self/make-it-fail", "data": "0"},
+                {"op": "proc_timers"},
+            ]
+        )
+    finally:
+        radix_failslab.run(f"echo 0 > {FAILSLAB}/space", check=True)
+    assert failslab_injected(radix_failslab) > before, "no node allocation failed"
+    assert err(res[3]) == "EAGAIN", f"a create short of nodes is EAGAIN: {res[3]}"
+    assert parse(res[5]["text"]) == [], "the failed create left a timer behind"
+
+
+@pytest.mark.needs("failslab")
 def test_concurrent_churn_under_node_failures_keeps_cursor_order(
     helper: Helper, radix_failslab: Guest
 ) -> None:
