@@ -196,6 +196,24 @@ def run_case(guest: Guest, binary: Path, case: Case, feats: dict[str, bool]) -> 
     return data
 
 
+def failures(results: dict[str, Any]) -> list[str]:
+    """Every case run that failed: an error, or no value for its metric.
+
+    A kernel that lacks a case's interface says so (``skipped``); anything
+    else without a number is a failure, never a "-" in the table.
+    """
+    metric = {c["name"]: c["metric"] for c in results["cases"]}
+    out = []
+    for r in results["rounds"]:
+        for name, data in r["cases"].items():
+            if "skipped" in data:
+                continue
+            if "error" in data or not isinstance(data.get(metric.get(name, "")), (int, float)):
+                why = data.get("error") or f"no {metric.get(name)} in {sorted(data)}"
+                out.append(f"round {r['round'] + 1}, {r['kernel']}, {name}: {why}")
+    return out
+
+
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """Per case and kernel: median/min/max of the metric; ratios between kernels."""
     summary: dict[str, Any] = {}

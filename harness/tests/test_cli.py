@@ -315,3 +315,37 @@ def test_bench_case_selection() -> None:
 )
 def test_upstream_peer_joins_the_default_run_only(argv: list[str], want: bool) -> None:
     assert cli.with_upstream(cli.parser().parse_args(argv)) is want
+
+
+def test_main_runs_the_bench_with_complete_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main once crashed with AttributeError (no args.cases) after all its tests."""
+    seen: dict[str, object] = {}
+
+    def bench(args: argparse.Namespace) -> int:
+        seen.update(vars(args))
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_test", lambda args: 0)
+    monkeypatch.setattr(cli, "cmd_bench", bench)
+    assert cli.main(["main"]) == 0
+    assert seen["cases"] is None and seen["kernel"] is None
+    assert (seen["rounds"], seen["scale"]) == (1, 0.25)
+    assert seen["out"] == str(REPO / "results" / "main-bench"), "never the release run's results"
+
+
+def test_bench_failures_are_listed() -> None:
+    from harness import bench
+
+    results = {
+        "cases": [{"name": "a.pairs", "metric": "ns_per_pair"}, {"name": "b", "metric": "ns"}],
+        "rounds": [
+            {"round": 0, "kernel": "patched", "cases": {"a.pairs": {"ns_per_pair": 5.0}}},
+            {"round": 0, "kernel": "unpatched", "cases": {"b": {"skipped": "lacks prctl"}}},
+            {"round": 1, "kernel": "upstream", "cases": {"a.pairs": {"error": "no JSON"}}},
+            {"round": 1, "kernel": "patched", "cases": {"b": {"id_ok": True}}},
+        ],
+    }
+    assert bench.failures(results) == [
+        "round 2, upstream, a.pairs: no JSON",
+        "round 2, patched, b: no ns in ['id_ok']",
+    ]
