@@ -179,6 +179,17 @@ def run_criu(guest: Guest, c: Criu, args: str, log: str) -> tuple[int, float]:
     return int(rc), int(usec) / 1e6
 
 
+def criu_step(guest: Guest, c: Criu, step: str, args: str, work_dir: str) -> float:
+    """``criu ARGS -D WORK/img``; its seconds, or the test fails with CRIU's log lines."""
+    log = f"{work_dir}/img/{step}.log"
+    rc, seconds = run_criu(guest, c, f"{args} -D {work_dir}/img", log)
+    if rc != 0:
+        text = guest.read_file(c.outside(log))
+        what = f"killed after {CRIU_TIMEOUT} s" if rc == 137 else f"exit {rc}"
+        pytest.fail(f"criu {c.version} {step} failed ({what}):\n{criu_errors(text)}")
+    return seconds
+
+
 def wait_file(guest: Guest, path: str, timeout: float, pid: int) -> str:
     """Contents of a guest file once it exists (the process writes it atomically).
 
@@ -319,23 +330,10 @@ def test_criu_dump_restore(
         check_process(guest, c, pid, work_dir, 1)
 
         guest.run(f"{c.chroot}mkdir {work_dir}/img", timeout=30, check=True)
-        rc, dump_s = run_criu(
-            guest, c, f"dump -t {pid} -D {work_dir}/img", f"{work_dir}/img/dump.log"
-        )
-        if rc != 0:
-            log = guest.read_file(c.outside(f"{work_dir}/img/dump.log"))
-            what = f"killed after {CRIU_TIMEOUT} s" if rc == 137 else f"exit {rc}"
-            pytest.fail(f"criu {c.version} dump failed ({what}):\n{criu_errors(log)}")
+        dump_s = criu_step(guest, c, "dump", f"dump -t {pid}", work_dir)
         gone = guest.run(f"kill -0 {pid} 2>/dev/null", timeout=30)
         assert gone.status != 0, f"process {pid} still alive after the dump"
-
-        rc, restore_s = run_criu(
-            guest, c, f"restore -d -D {work_dir}/img", f"{work_dir}/img/restore.log"
-        )
-        if rc != 0:
-            log = guest.read_file(c.outside(f"{work_dir}/img/restore.log"))
-            what = f"killed after {CRIU_TIMEOUT} s" if rc == 137 else f"exit {rc}"
-            pytest.fail(f"criu {c.version} restore failed ({what}):\n{criu_errors(log)}")
+        restore_s = criu_step(guest, c, "restore", "restore -d", work_dir)
         after = proc_timers(guest, pid)
         assert after == before, "/proc/<pid>/timers differs after the restore"
         check_process(guest, c, pid, work_dir, 2)
