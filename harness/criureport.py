@@ -72,7 +72,8 @@ def _cell(c: dict[str, Any]) -> str:
         path = "prctl" if c.get("prctl_path") else "loop"
         return f"{c['restore_s']:.2f} s ({path}; dump {c['dump_s']:.2f} s)"
     if c["outcome"] == "skipped":
-        return "skipped: " + " ".join(c["message"].replace("|", "/").split())
+        why = c["message"].removeprefix("Skipped: ")
+        return "skipped: " + " ".join(why.replace("|", "/").split())
     return f"**{c['outcome'].upper()}**: " + " ".join(c["message"].replace("|", "/").split())[:160]
 
 
@@ -83,22 +84,27 @@ def render(data: dict[str, Any]) -> str:
     head = [f"{k} ({kernels[k]['release']})" for k in labels]
     rows = ["| CRIU | highest ID | " + " | ".join(head) + " |", "|---|---|" + "---|" * len(labels)]
     keys: list[tuple[str, str]] = []
+    # A skipped cell records nothing: name each CRIU and layout from any run.
+    version: dict[str, str] = {}
+    highest: dict[str, str] = {}
     for k in labels:
         for c in kernels[k]["cells"]:
             if (c["criu"], c["layout"]) not in keys:
                 keys.append((c["criu"], c["layout"]))
+            if "criu_version" in c:
+                version[c["criu"]] = c["criu_version"]
+            if "highest_id" in c:
+                highest[c["layout"]] = str(c["highest_id"])
     for which, layout in sorted(keys):
-        cells, highest, version = [], "", which
+        cells = []
         for k in labels:
             found = [c for c in kernels[k]["cells"] if (c["criu"], c["layout"]) == (which, layout)]
-            if not found:
-                cells.append("-")
-                continue
-            c = found[0]
-            highest = str(c.get("highest_id", highest))
-            version = c.get("criu_version", version) if c["outcome"] == "passed" else version
-            cells.append(_cell(c))
-        rows.append(f"| {version} | {highest or layout} | " + " | ".join(cells) + " |")
+            cells.append(_cell(found[0]) if found else "-")
+        rows.append(
+            f"| {version.get(which, which)} | {highest.get(layout, layout)} | "
+            + " | ".join(cells)
+            + " |"
+        )
     accel = {kernels[k]["accel"] for k in labels}
     return (
         "\n".join(rows)
