@@ -18,6 +18,7 @@ running guest; a second virtme-ng root would cost a boot per CRIU.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -29,6 +30,9 @@ from .errors import SetupError
 from .paths import cache_dir
 
 HOST_CRIU = Path("/usr/sbin/criu")
+# Full paths: /usr/sbin is not on an ordinary user's PATH.
+DEBOOTSTRAP = "/usr/sbin/debootstrap"
+CHROOT = "/usr/sbin/chroot"
 MIRROR = "http://deb.debian.org/debian"
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 #: The first CRIU that restores timers with PR_TIMER_CREATE_RESTORE_IDS.
@@ -52,12 +56,12 @@ def host_criu_version() -> str:
         raise SetupError(
             f"{HOST_CRIU} is missing", hint="run ./ptimers setup (or apt-get install criu)"
         )
-    return _version(["criu", "--version"], Path("/"))
+    return _version([str(HOST_CRIU), "--version"], Path("/"))
 
 
 def _version(cmd: list[str], root: Path) -> str:
     """The version ``criu --version`` prints, run inside ``root``."""
-    full = cmd if root == Path("/") else ["chroot", str(root), *cmd]
+    full = cmd if root == Path("/") else [CHROOT, str(root), *cmd]
     proc = subprocess.run(full, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith("Version:"):
@@ -114,8 +118,13 @@ def unstable_root() -> UnstableRoot:
     if usable:
         # Newest CRIU in Debian's version order ("4.10" after "4.9").
         return max(usable, key=cmp_to_key(_by_criu_version))
-    for tool, pkg in (("debootstrap", "debootstrap"), ("chroot", "coreutils")):
-        if shutil.which(tool) is None:
+    if os.geteuid() != 0:
+        raise SetupError(
+            "building the Debian unstable root for CRIU 4.2 needs root (debootstrap)",
+            hint="run ./ptimers test as root once; the root is cached afterwards",
+        )
+    for tool, pkg in ((DEBOOTSTRAP, "debootstrap"), (CHROOT, "coreutils")):
+        if not Path(tool).exists():
             raise SetupError(f"{tool} is missing", hint=f"run ./ptimers setup (apt: {pkg})")
     work = base / "build"
     shutil.rmtree(work, ignore_errors=True)
@@ -127,7 +136,7 @@ def unstable_root() -> UnstableRoot:
     )
     proc = subprocess.run(
         [
-            "debootstrap",
+            DEBOOTSTRAP,
             "--variant=minbase",
             f"--include={','.join(PACKAGES)}",
             f"--keyring={KEYRING}",

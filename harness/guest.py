@@ -200,6 +200,9 @@ class Guest:
         try:
             chan = transport.open_session(timeout=min(timeout, 30.0))
             chan.exec_command(command)
+            # The deadline covers the input too (a wedged reader would
+            # otherwise block sendall for good); the loop below polls.
+            chan.settimeout(timeout)
             if stdin is not None:
                 chan.sendall(stdin.encode())
             chan.shutdown_write()

@@ -587,6 +587,16 @@ def pytest_runtest_makereport(
         rep.longrepr = prev + "\n\n".join(problems)
 
 
+def _wedged(exc: BaseException | None) -> GuestWedged | None:
+    """The GuestWedged behind ``exc``, also when a test re-raised it as another error."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, GuestWedged):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
 def _guest_crash(state: _State, call: pytest.CallInfo[None]) -> str | None:
     """How the guest died or hung during the test just run, or None."""
     vm = state.vm
@@ -596,10 +606,10 @@ def _guest_crash(state: _State, call: pytest.CallInfo[None]) -> str | None:
         return f"crashed ({marker!r} on the console)"
     if not vm.alive():
         return "died (QEMU exited)"
-    if call.excinfo is not None and call.excinfo.errisinstance(GuestWedged):
+    if call.excinfo is not None and (wedged := _wedged(call.excinfo.value)) is not None:
         # The console watch ended a command that kept running after a splat:
         # whatever it holds stays held, so later tests would only hang too.
-        return f"hung after a splat ({call.excinfo.value})"
+        return f"hung after a splat ({wedged})"
     if call.excinfo is not None and call.excinfo.errisinstance(HarnessError):
         # A guest command timed out or the link dropped: is the guest still there?
         assert state.guest is not None

@@ -167,3 +167,19 @@ def test_criu_options_are_read_from_the_fragment() -> None:
     assert criu_options_missing(full) == []
     partial = full.replace("CONFIG_TUN=y\n", "# CONFIG_TUN is not set\n")
     assert criu_options_missing(partial) == ["CONFIG_TUN=y (got n)"]
+
+
+def test_a_wedged_command_re_raised_by_a_test_still_stops_the_session() -> None:
+    """test_model re-raises GuestWedged as its own error: still a hang after a splat."""
+    from harness.errors import GuestError, GuestWedged
+    from harness.pytest_plugin import _wedged
+
+    wedged = GuestWedged("the kernel reported X")
+    try:
+        try:
+            raise wedged
+        except GuestWedged as exc:
+            raise GuestError("guest lost during step 7") from exc
+    except GuestError as outer:
+        assert _wedged(outer) is wedged
+    assert _wedged(GuestError("plain timeout")) is None
