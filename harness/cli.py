@@ -522,7 +522,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
 
 
 def cmd_main(args: argparse.Namespace) -> int:
-    """The default job: tests on both 6.12 kernels, then a short benchmark run."""
+    """The default job: tests on both 6.12 kernels and the upstream peer, then a short bench."""
     rc = cmd_test(args)
     if rc != 0:
         return rc
