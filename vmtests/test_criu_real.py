@@ -21,6 +21,7 @@ table; they are TCG times and are never asserted on.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import time
@@ -122,6 +123,8 @@ class Criu:
     chroot: str
     #: the guest path of that root ('/' for the host root)
     root: str
+    #: why this CRIU cannot run on the kernel at all (see OLD_CRIU_VDSO), or None
+    unusable: str | None = None
 
     def outside(self, path: str) -> str:
         """A path inside CRIU's root as seen from the guest's own root."""
@@ -154,6 +157,7 @@ def criu_tools(guest: Guest, criutimers: Path) -> dict[str, Criu]:
     r = shlex.quote(str(root.path))
     guest.run(f"cp {shlex.quote(str(criutimers))} {r}/tmp/criutimers", timeout=60, check=True)
     new = Criu("4.2", root.criu_version, f"chroot {r} ", str(root.path))
+    old = dataclasses.replace(old, unusable=old_criu_cannot_work(guest, old))
     return {"3.17": old, "4.2": new}
 
 
@@ -261,7 +265,7 @@ def test_criu_check(guest: Guest, criu_tools: dict[str, Criu], features: dict[st
     (CRIU 3.17.1 on kernels >= 6.13: see OLD_CRIU_VDSO.)
     """
     for c in criu_tools.values():
-        if old_criu_cannot_work(guest, c) is not None:
+        if c.unusable is not None:
             continue
         res = guest.run(f"{c.chroot}criu check", timeout=CRIU_TIMEOUT + 60)
         assert res.status == 0, f"criu {c.version}: criu check failed:\n{res.stdout}{res.stderr}"
@@ -288,8 +292,8 @@ def test_criu_dump_restore(
     """Dump, kill, restore; the process finds every timer as it was."""
     c = criu_tools[which]
     mode, timers = LAYOUTS[layout]
-    if (why := old_criu_cannot_work(guest, c)) is not None:
-        pytest.skip(why)
+    if c.unusable is not None:
+        pytest.skip(c.unusable)
     if mode == "exact" and not features["prctl_restore_ids"]:
         pytest.skip(
             f"setting up ID {TOP_ID} needs an exact create (this kernel has none): "

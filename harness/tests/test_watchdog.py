@@ -30,6 +30,14 @@ def make_watch(console: Path, clock: Clock, alive: list[bool] | None = None) -> 
     )
 
 
+def fresh(tmp_path: Path) -> tuple[Path, Clock, ConsoleWatch]:
+    """An empty console, a clock at 0 and a watch over them."""
+    console = tmp_path / "console.log"
+    console.write_text("")
+    clock = Clock()
+    return console, clock, make_watch(console, clock)
+
+
 def append(console: Path, text: str) -> None:
     with console.open("a") as f:
         f.write(text)
@@ -47,10 +55,7 @@ def test_quiet_console_never_fires(tmp_path: Path) -> None:
 
 
 def test_splat_fires_only_after_grace(tmp_path: Path) -> None:
-    console = tmp_path / "console.log"
-    console.write_text("")
-    clock = Clock()
-    watch = make_watch(console, clock)
+    console, clock, watch = fresh(tmp_path)
     append(console, KASAN + "\n")
     clock.now = 5.0
     assert watch() is None  # seen at 5 s: the command may still finish
@@ -63,10 +68,7 @@ def test_splat_fires_only_after_grace(tmp_path: Path) -> None:
 
 
 def test_splat_before_reset_is_not_this_tests(tmp_path: Path) -> None:
-    console = tmp_path / "console.log"
-    console.write_text("")
-    clock = Clock()
-    watch = make_watch(console, clock)
+    console, clock, watch = fresh(tmp_path)
     append(console, KASAN + "\n")
     assert watch() is None
     watch.reset()
@@ -90,10 +92,7 @@ def test_allowed_line_does_not_fire(tmp_path: Path) -> None:
 
 
 def test_partial_line_waits_for_its_end(tmp_path: Path) -> None:
-    console = tmp_path / "console.log"
-    console.write_text("")
-    clock = Clock()
-    watch = make_watch(console, clock)
+    console, _, watch = fresh(tmp_path)
     append(console, KASAN[:20])
     assert watch() is None and watch.first is None
     append(console, KASAN[20:] + "\n")
@@ -222,10 +221,7 @@ def test_collect_ends_when_the_watchdog_says_so() -> None:
 
 def test_each_command_gets_its_own_grace_after_a_splat(tmp_path: Path) -> None:
     """After a WARN the harness still reads the kernel log: not ended at once."""
-    console = tmp_path / "console.log"
-    console.write_text("")
-    clock = Clock()
-    watch = make_watch(console, clock)
+    console, clock, watch = fresh(tmp_path)
     watch.begin()
     append(console, KASAN + "\n")
     assert watch() is None  # seen at 0 s
