@@ -445,7 +445,9 @@ def cmd_series(args: argparse.Namespace) -> int:
 
         if args.tree is None:
             raise HarnessError("series export needs --tree (the git tree with the series branch)")
-        files = series.export(source.user_tree(args.tree), args.branch, coverletter.render())
+        tests_dir = Path(args.tests) if args.tests else None
+        description = coverletter.render(tests_dir=tests_dir)
+        files = series.export(source.user_tree(args.tree), args.branch, description)
         for f in files:
             print(f)
         return 0
@@ -599,6 +601,12 @@ def parser() -> argparse.ArgumentParser:
     sp = add("series", cmd_series, "export, apply or check the patch series")
     sp.add_argument("action", choices=["export", "apply", "check"])
     sp.add_argument("--tree", type=Path, help="git tree holding the series branch (export)")
+    sp.add_argument(
+        "--tests",
+        type=Path,
+        help="directory with the test-summary.json and test-summary-debug.json the cover "
+        "letter's Testing paragraph is read from (export; default: results/)",
+    )
     sp.add_argument("--branch", default="series")
     sp.add_argument("--flavor", default="default")
     sp.add_argument("--no-boot", action="store_true", help="check: skip booting and vmtests")

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import report
 from .bench import INT_MAX, PAIR_DEPTHS
+from .errors import HarnessError
 from .paths import REPO
 
 
@@ -160,7 +161,7 @@ def parked_text(path: Path = PARKED) -> str:
         "loop) empties the array on every delete, and the next create allocates the "
         "path to its ID again. "
         "The series' first version kept the slot of the last deleted timer reserved to "
-        "avoid that churn, in 60 lines which stored one timer in two slots after exact "
+        "avoid that churn, with code which stored one timer in two slots after exact "
         "creates and a delete. This version drops it. Per create/delete pair, this "
         "version relative to that one (QEMU "
         f"{str(meta.get('accel', '?')).upper()}, {meta.get('rounds')} rounds, scale "
@@ -170,27 +171,85 @@ def parked_text(path: Path = PARKED) -> str:
     )
 
 
-def testing_text(summary_path: Path) -> str:
-    """What the vmtests did on each kernel, from results/test-summary.json."""
-    if not summary_path.exists():
-        return _wrap("(no test results yet: run ./ptimers test)")
-    data = json.loads(summary_path.read_text())
-    lines = []
-    for label, run in data.items():
-        if label == "phases" or not isinstance(run, dict):
+# What a release's Testing paragraph must rest on: every kernel's suite, the
+# two 6.12 kernels once more through the compat syscalls, and the debug run.
+TEST_RUNS = ("unpatched", "unpatched-compat", "patched", "patched-compat", "upstream")
+
+
+def _runs(path: Path, want: tuple[str, ...]) -> dict[str, Any]:
+    """The runs of a test summary, refused unless complete and passing.
+
+    A stale or partial summary (``--which upstream``, a run with failures)
+    once became the cover letter's Testing paragraph; now it stops the
+    export and says which run to redo.
+    """
+    if not path.exists():
+        raise HarnessError(
+            f"{path} does not exist: the cover letter's Testing paragraph needs a test run",
+            hint="run ./ptimers test (and --flavor debug), or give --tests DIR of a CI record",
+        )
+    data = json.loads(path.read_text())
+    problems = [f"no {label} run" for label in want if label not in data]
+    for label in want:
+        run = data.get(label)
+        if not isinstance(run, dict):
             continue
         c = run.get("counts", {})
+        if run.get("pytest_exit") != 0 or c.get("failed") or c.get("error") or not c.get("passed"):
+            problems.append(f"{label}: pytest exit {run.get('pytest_exit')}, counts {c}")
+    if problems:
+        raise HarnessError(
+            f"{path} is not a complete passing run: " + "; ".join(problems),
+            hint="rerun ./ptimers test (all kernels) before ./ptimers series export",
+        )
+    return {label: data[label] for label in want}
+
+
+def _series_check(directory: Path) -> tuple[str, list[str]]:
+    """The newest ``series check`` record: its name and per-patch verdicts."""
+    records = sorted(directory.glob("*.txt"), key=lambda p: p.stat().st_mtime)
+    if not records:
+        raise HarnessError(
+            f"no series check record in {directory}",
+            hint="run ./ptimers series check and keep its output there",
+        )
+    text = records[-1].read_text()
+    lines = [ln for ln in text.splitlines() if ln[:4].isdigit() and ": checkpatch" in ln]
+    if not lines or "series check passed" not in text:
+        raise HarnessError(f"{records[-1]} is not a passing series check record")
+    return records[-1].name, lines
+
+
+def testing_text(tests_dir: Path, check_dir: Path = REPO / "bench-data" / "series-check") -> str:
+    """What the vmtests did on each kernel, from a test run's summaries.
+
+    ``tests_dir`` holds ``test-summary.json`` and ``test-summary-debug.json``
+    (``results/`` after ``./ptimers test``, or a CI record under
+    ``bench-data/ci-fresh/``).  Every count is read from them; nothing about
+    the checks is claimed that their files do not say.
+    """
+    runs = _runs(tests_dir / "test-summary.json", TEST_RUNS)
+    debug = _runs(tests_dir / "test-summary-debug.json", ("patched",))["patched"]
+    lines = []
+    for label, run in runs.items():
+        c = run["counts"]
         lines.append(
             f"  - {label} ({run.get('release', '?')}): {c.get('passed', 0)} passed, "
             f"{c.get('failed', 0)} failed, {c.get('skipped', 0)} skipped"
         )
+    dc = debug["counts"]
+    name, verdicts = _series_check(check_dir)
+    clean = sum(
+        1 for v in verdicts if "checkpatch ok" in v and "build ok" in v and "sparse ok" in v
+    )
     intro = _wrap(
         "The VM test suite (legacy ID semantics, /proc/<pid>/timers format, signals, the "
-        "error matrix, CRIU's legacy restore loop, a 10,000-operation differential test "
-        "against a model of 6.12's allocator, a 100,000-input timer_create() fuzzer whose "
-        "no-flag trace must be identical on both kernels, races, the kernel's own timer "
-        "selftests, and the new interfaces incl. racing creates of one ID) ran on both "
-        "kernels, natively and through the 32-bit compat syscalls (-compat):"
+        "error matrix, CRIU's legacy restore loop and real CRIU, a differential test "
+        "against a model of 6.12's allocator, a timer_create() fuzzer whose no-flag trace "
+        "must be identical on 6.12 and the series, races, the kernel's own timer "
+        "selftests, and the new interfaces incl. racing creates of one ID) ran on each "
+        "kernel, the two 6.12 kernels also through the 32-bit compat syscalls "
+        f"(-compat; {tests_dir.name}/test-summary.json):"
     )
     return (
         intro
@@ -198,23 +257,24 @@ def testing_text(summary_path: Path) -> str:
         + "\n".join(lines)
         + "\n"
         + _wrap(
-            "The same suite passes on the patched kernel built with KASAN, lockdep, "
-            "PROVE_RCU, DEBUG_OBJECTS_TIMERS and kmemleak, with failslab aimed at the "
-            "timer, its sigqueue and the xarray's nodes, and kmemleak finds nothing. "
-            "checkpatch.pl --strict reports nothing on any patch and sparse no new "
-            "warnings on the files they touch ('./ptimers series check', which also "
-            "builds the final state with POSIX_TIMERS=n and with CHECKPOINT_RESTORE=n)."
+            "On the series built with KASAN, lockdep, PROVE_RCU, DEBUG_OBJECTS_TIMERS, "
+            "kmemleak and failslab aimed at the timer, its sigqueue and the xarray's "
+            f"nodes: {dc.get('passed', 0)} passed, {dc.get('failed', 0)} failed, "
+            f"{dc.get('skipped', 0)} skipped ({debug.get('release', '?')}). "
+            f"'./ptimers series check' ({name}): checkpatch.pl --strict, the build, "
+            f"sparse on the touched files and the suite passed after each of "
+            f"{len(verdicts)} patches ({clean} with sparse run on kernel code)."
         )
     )
 
 
-def render(results_path: Path | None = None, tests_path: Path | None = None) -> str:
+def render(results_path: Path | None = None, tests_dir: Path | None = None) -> str:
     """The branch description: subject paragraph, then the body."""
     results_path = results_path or REPO / "results" / "bench" / "results.json"
-    tests_path = tests_path or REPO / "results" / "test-summary.json"
+    tests_dir = tests_dir or REPO / "results"
     results = json.loads(results_path.read_text()) if results_path.exists() else None
     ctx = answers(results)
-    ctx["testing"] = testing_text(tests_path)
+    ctx["testing"] = testing_text(tests_dir)
     ctx["parked"] = parked_text()
     env = report._env()
     return env.get_template("cover-letter.txt.j2").render(**ctx)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness import bench, coverletter, report
+from harness.errors import HarnessError
 
 
 def fake_results() -> dict[str, Any]:
@@ -97,7 +101,42 @@ def test_cover_letter_answers_use_the_numbers() -> None:
     assert a["table"].startswith("Measured side by side")
 
 
-def test_cover_letter_without_results(tmp_path: Path) -> None:
-    text = coverletter.render(tmp_path / "none.json", tmp_path / "none2.json")
+def _summaries(tmp_path: Path, **override: dict[str, object]) -> Path:
+    run = {"counts": {"passed": 9, "failed": 0, "skipped": 1, "error": 0}, "pytest_exit": 0}
+    runs: dict[str, object] = {
+        label: dict(run, release="6.12.117+") for label in coverletter.TEST_RUNS
+    }
+    runs.update(override)
+    (tmp_path / "test-summary.json").write_text(json.dumps(runs))
+    debug = {"patched": dict(run, release="6.12.117+")}
+    (tmp_path / "test-summary-debug.json").write_text(json.dumps(debug))
+    return tmp_path
+
+
+def test_cover_letter_without_bench_results(tmp_path: Path) -> None:
+    text = coverletter.render(tmp_path / "none.json", _summaries(tmp_path))
     assert text.splitlines()[0].startswith("posix-timers: ")
     assert "run ./ptimers bench" in " ".join(text.split())
+
+
+def test_testing_paragraph_counts_come_from_the_summaries(tmp_path: Path) -> None:
+    text = " ".join(coverletter.testing_text(_summaries(tmp_path)).split())
+    assert text.count("9 passed, 0 failed, 1 skipped") == len(coverletter.TEST_RUNS) + 1
+    assert "caa6ba7.txt" in text
+
+
+def test_export_refuses_a_partial_or_failing_test_run(tmp_path: Path) -> None:
+    """The stale `--which upstream` summary with 3 failures must not reach the letter."""
+    failing = {"counts": {"passed": 115, "failed": 3, "skipped": 56}, "pytest_exit": 1}
+    with pytest.raises(HarnessError, match="upstream: pytest exit 1"):
+        coverletter.testing_text(_summaries(tmp_path, upstream=failing))
+    only_upstream = tmp_path / "partial"
+    only_upstream.mkdir()
+    _summaries(only_upstream)
+    (only_upstream / "test-summary.json").write_text(
+        json.dumps({"upstream": {"counts": {"passed": 1}, "pytest_exit": 0}})
+    )
+    with pytest.raises(HarnessError, match="no unpatched run"):
+        coverletter.testing_text(only_upstream)
+    with pytest.raises(HarnessError, match="does not exist"):
+        coverletter.testing_text(tmp_path / "nowhere")
