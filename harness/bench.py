@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import json
 import platform
+import re
 import shlex
 import statistics
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import helper as helper_mod
+from . import insncount
 from .errors import GuestError, HarnessError
 from .guest import Guest
 from .vm import VirtmeVM
@@ -42,13 +44,14 @@ class Case:
     metric: str  # the field compared across kernels
     needs: str = ""  # "flag" | "prctl" | "" (probed per kernel)
     lower_is_better: bool = True
+    extra: tuple[str, ...] = ()  # further fields summarised like the metric
 
     def argv(self) -> str:
         args = " ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.case} {args}".strip()
 
 
-def cases(scale: float = 1.0) -> list[Case]:
+def cases(scale: float = 1.0, vcpus: int = 2) -> list[Case]:
     """The benchmark matrix; ``scale`` shrinks counts for quick runs."""
 
     def n(x: int) -> int:
@@ -93,9 +96,6 @@ def cases(scale: float = 1.0) -> list[Case]:
         )
     for count in (20_000, 50_000, 100_000):
         out.append(
-            Case(f"c.create.{count // 1000}k", "create_many", {"n": n(count)}, "ns_per_create")
-        )
-        out.append(
             Case(
                 f"c.lookup.{count // 1000}k",
                 "lookup",
@@ -103,39 +103,76 @@ def cases(scale: float = 1.0) -> list[Case]:
                 "ns_per_lookup",
             )
         )
+    out.append(
+        Case("d.neighbour", "neighbour", {"hold": n(60_000), "lookups": n(200_000)}, "ratio")
+    )
+    # Memory: slab deltas of a few hundred objects drown in SLUB's per-CPU
+    # slabs, so these sizes do not shrink with --scale (they take well
+    # under a second each); 5 repetitions, median.
+    mem = {"reps": 5}
     out += [
-        Case("c.create.2threads", "create_many", {"n": n(20_000), "threads": 2}, "ns_per_create"),
-        Case("c.create.2procs", "create_many", {"n": n(20_000), "procs": 2}, "ns_per_create"),
-        Case("c.churn.2threads", "churn", {"iters": n(50_000), "threads": 2}, "ns_per_pair"),
-        Case("c.churn.2procs", "churn", {"iters": n(50_000), "procs": 2}, "ns_per_pair"),
-        Case("d.neighbour", "neighbour", {"hold": n(60_000), "lookups": n(200_000)}, "ratio"),
         Case(
             "e.memory.dense",
             "memory",
-            {"pattern": "dense", "n": n(10_000)},
+            {"pattern": "dense", "n": 10_000, **mem},
             "timer_caches_bytes_per_timer",
         ),
         Case(
             "e.memory.churn",
             "memory",
-            {"pattern": "churn", "n": n(10_000)},
+            {"pattern": "churn", "n": 10_000, **mem},
             "timer_caches_bytes_per_timer",
         ),
+        # Upstream's example: 2048 timers 512 IDs apart
         Case(
             "e.memory.offset",
             "memory",
-            {"pattern": "offset", "n": n(2048), "offset": 512, "exact": "auto"},
+            {"pattern": "offset", "n": 2048, "offset": 512, "exact": "auto", **mem},
             "timer_caches_bytes_per_timer",
         ),
         Case(
             "e.memory.sparse",
             "memory",
-            {"pattern": "sparse", "n": n(1000), "span": n(1_000_000), "exact": "auto"},
+            {"pattern": "sparse", "n": 1000, "span": 1_000_000, "exact": "auto", **mem},
             "timer_caches_bytes_per_timer",
         ),
+    ]
+    out += tglx_cases(n, vcpus)
+    out += [
         Case("f.proc_read", "proc_read", {"n": n(10_000), "reads": 10}, "ns_per_read"),
         Case("f.exit", "exit", {"n": n(100_000)}, "exit_ns"),
     ]
+    return out
+
+
+def tglx_cases(n: Any, vcpus: int) -> list[Case]:
+    """The 2025 hash rework's benchmark, in shape (commit 1535cb80286e).
+
+    One process creating N timers then calling timer_getoverrun() on each;
+    T threads and T processes creating 20k timers each; the create+delete
+    loop 100k times in T threads and in T processes; T = vCPUs and 4x.
+    Totals in ms like his table.
+    """
+    out = []
+    for count in (20_000, 50_000, 100_000):
+        out.append(
+            Case(
+                f"t.getoverrun.{count // 1000}k",
+                "create_getoverrun",
+                {"n": n(count)},
+                "getoverrun_ns",
+                extra=("create_ns",),
+            )
+        )
+    for t in (vcpus, 4 * vcpus):
+        out += [
+            Case(
+                f"t.create.{t}threads", "create_many", {"n": n(20_000), "threads": t}, "elapsed_ns"
+            ),
+            Case(f"t.create.{t}procs", "create_many", {"n": n(20_000), "procs": t}, "elapsed_ns"),
+            Case(f"t.churn.{t}threads", "churn", {"iters": n(100_000), "threads": t}, "elapsed_ns"),
+            Case(f"t.churn.{t}procs", "churn", {"iters": n(100_000), "procs": t}, "elapsed_ns"),
+        ]
     return out
 
 
@@ -196,56 +233,132 @@ def run_case(guest: Guest, binary: Path, case: Case, feats: dict[str, bool]) -> 
     return data
 
 
+def _stats(values: list[float]) -> dict[str, Any]:
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+        "values": values,
+    }
+
+
 def failures(results: dict[str, Any]) -> list[str]:
-    """Every case run that failed: an error, or no value for its metric.
+    """Every case run that failed: an error, no value, or a value that cannot be true.
 
     A kernel that lacks a case's interface says so (``skipped``); anything
-    else without a number is a failure, never a "-" in the table.
+    else without a number is a failure, never a "-" in the table.  A memory
+    figure below one timer object and its sigqueue is slab noise (the main
+    job once reported 0 B per timer for upstream) and fails too.
     """
     metric = {c["name"]: c["metric"] for c in results["cases"]}
     out = []
     for r in results["rounds"]:
+        where = f"round {r['round'] + 1}, {r['kernel']}"
+        if r.get("mode") == "insns":
+            where += " (instruction count)"
         for name, data in r["cases"].items():
             if "skipped" in data:
                 continue
-            if "error" in data or not isinstance(data.get(metric.get(name, "")), (int, float)):
+            value = data.get(metric.get(name, ""))
+            if "error" in data or not isinstance(value, (int, float)):
                 why = data.get("error") or f"no {metric.get(name)} in {sorted(data)}"
-                out.append(f"round {r['round'] + 1}, {r['kernel']}, {name}: {why}")
+                out.append(f"{where}, {name}: {why}")
+            elif r.get("mode") == "insns" and not isinstance(data.get("insns_per_op"), float):
+                out.append(f"{where}, {name}: no instruction count: {data.get('insns_error')}")
+            elif (floor := data.get("timer_object_bytes")) and value < floor:
+                out.append(
+                    f"{where}, {name}: {value:.0f} B per timer is less than a timer "
+                    f"and its sigqueue ({floor} B): slab noise, not a measurement"
+                )
     return out
 
 
+def sibling(label: str, base: str, results: dict[str, Any]) -> str:
+    """``base``'s label in the same sizing as ``label`` (e.g. patched-2cpu)."""
+    k = results["kernels"][label]
+    for other, info in results["kernels"].items():
+        if info.get("base", other) == base and info.get("possible_cpus") == k.get("possible_cpus"):
+            return str(other)
+    return ""
+
+
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
-    """Per case and kernel: median/min/max of the metric; ratios between kernels."""
+    """Per case and kernel: median/min/max of the metric (and its extra fields)
+    over the timed rounds, of instructions per operation over the counted
+    rounds; ratios to the patched kernel of the same sizing."""
     summary: dict[str, Any] = {}
     for case in results["cases"]:
         name, metric = case["name"], case["metric"]
         per_kernel: dict[str, Any] = {}
+        extra: dict[str, dict[str, Any]] = {}
+        insns: dict[str, Any] = {}
         for label in results["kernels"]:
-            values = [
-                r["cases"][name][metric]
+            timed = [
+                r["cases"][name]
                 for r in results["rounds"]
-                if r["kernel"] == label
-                and isinstance(r["cases"].get(name, {}).get(metric), (int, float))
+                if r["kernel"] == label and r.get("mode", "time") == "time" and name in r["cases"]
             ]
-            if values:
-                per_kernel[label] = {
-                    "median": statistics.median(values),
-                    "min": min(values),
-                    "max": max(values),
-                    "n": len(values),
-                    "values": values,
-                }
-        ratios = {}
-        patched = per_kernel.get("patched", {}).get("median")
+            for field_name in (metric, *case.get("extra", ())):
+                values = [
+                    d[field_name] for d in timed if isinstance(d.get(field_name), (int, float))
+                ]
+                if values:
+                    target = (
+                        per_kernel if field_name == metric else extra.setdefault(field_name, {})
+                    )
+                    target[label] = _stats(values)
+            counted = [
+                r["cases"][name].get("insns_per_op")
+                for r in results["rounds"]
+                if r["kernel"] == label and r.get("mode") == "insns" and name in r["cases"]
+            ]
+            counted_f = [float(v) for v in counted if isinstance(v, (int, float))]
+            if counted_f:
+                insns[label] = _stats(counted_f)
+        ratios: dict[str, float] = {}
+        insn_ratios: dict[str, float] = {}
         for other in results["kernels"]:
-            if other == "patched":
+            base = sibling(other, "patched", results)
+            if not base or base == other:
                 continue
-            base = per_kernel.get(other, {}).get("median")
-            if patched is not None and base:
-                ratios[f"patched/{other}"] = patched / base
-        summary[name] = {"metric": metric, "kernels": per_kernel, "ratios": ratios}
+            key = f"{base}/{other}"
+            for table, out in ((per_kernel, ratios), (insns, insn_ratios)):
+                p = table.get(base, {}).get("median")
+                o = table.get(other, {}).get("median")
+                if p is not None and o:
+                    out[key] = p / o
+        summary[name] = {
+            "metric": metric,
+            "kernels": per_kernel,
+            "ratios": ratios,
+            "extra": extra,
+            "insns": insns,
+            "insn_ratios": insn_ratios,
+        }
+    fixed_costs(results, summary)
     derive(results, summary)
     return summary
+
+
+def fixed_costs(results: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Memory per timer with the kernel's timer table counted.
+
+    The hash table of 6.12 (static) and of upstream (allocated at boot,
+    512 buckets per possible CPU) exists whatever the number of timers;
+    the per-timer slab deltas leave it out.  ``with_table`` adds it, spread
+    over the case's timers.
+    """
+    for case in results["cases"]:
+        if case["case"] != "memory":
+            continue
+        cell = summary[case["name"]]
+        n = case["params"]["n"]
+        cell["with_table"] = {}
+        for label, stats in cell["kernels"].items():
+            table = results["kernels"][label].get("timer_table_bytes")
+            if isinstance(table, int):
+                cell["with_table"][label] = stats["median"] + table / n
 
 
 def derive(results: dict[str, Any], summary: dict[str, Any]) -> None:
@@ -264,6 +377,26 @@ def derive(results: dict[str, Any], summary: dict[str, Any]) -> None:
     summary["derived"] = {"restore_id_2147483646": derived}
 
 
+@dataclass(frozen=True)
+class Boot:
+    """One kernel as booted in a run: its sizing, and whether it counts instructions."""
+
+    kernel: KernelUnderTest
+    label: str  # the kernel's label, suffixed for the second sizing
+    possible_cpus: int
+    insns: bool = False
+
+
+def boots(kernels: list[KernelUnderTest], sizings: tuple[int, ...]) -> list[Boot]:
+    """Each kernel in each sizing; the first sizing keeps the plain labels."""
+    out = []
+    for i, possible in enumerate(sizings):
+        for k in kernels:
+            label = k.label if i == 0 else f"{k.label}-{possible}cpu"
+            out.append(Boot(k, label, possible))
+    return out
+
+
 def bench(
     kernels: list[KernelUnderTest],
     out_dir: Path,
@@ -273,27 +406,50 @@ def bench(
     memory: str = "2G",
     config_digest: str = "",
     only: list[str] | None = None,
+    sizings: tuple[int, ...] = (64, 2),
+    insn_rounds: int = 2,
 ) -> dict[str, Any]:
     """Run every case on every kernel for ``rounds`` rounds; write results.json.
 
     ``only``: shell-style patterns of case names to run (default: all).
+    ``sizings``: possible-CPU counts to boot every kernel with (the first is
+    the headline: a server's count, which sizes upstream's hash table).
+    ``insn_rounds``: of the first sizing, that many extra boots per kernel
+    with the instruction-counting plugin (counts barely move between runs;
+    two show by how much); 0 without the plugin.
     """
     binary = helper_mod.build("ptbench")
-    matrix = select(cases(scale), only)
+    plugin = insncount.build() if insn_rounds else None
+    matrix = select(cases(scale, cpus), only)
+    runs = boots(kernels, sizings)
     results: dict[str, Any] = {
         "meta": {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "host": platform.node(),
             "host_kernel": platform.release(),
             "rounds": rounds,
+            "insn_rounds": insn_rounds,
             "scale": scale,
             "vcpus": cpus,
+            "possible_cpus": sizings[0],
+            "sizings": list(sizings),
             "memory": memory,
             "config_request_sha256": config_digest,
             "ptbench_sha256": hashlib.sha256(binary.read_bytes()).hexdigest()[:16],
+            "insncount_sha256": (
+                hashlib.sha256(plugin.read_bytes()).hexdigest()[:16] if plugin else ""
+            ),
             "seed": 1,
         },
-        "kernels": {k.label: {"image": str(k.image), "source": k.source} for k in kernels},
+        "kernels": {
+            b.label: {
+                "image": str(b.kernel.image),
+                "source": b.kernel.source,
+                "base": b.kernel.label,
+                "possible_cpus": b.possible_cpus,
+            }
+            for b in runs
+        },
         "cases": [
             {
                 "name": c.name,
@@ -301,40 +457,118 @@ def bench(
                 "params": c.params,
                 "metric": c.metric,
                 "needs": c.needs,
+                "extra": list(c.extra),
             }
             for c in matrix
         ],
         "rounds": [],
     }
+    main = [b for b in runs if b.possible_cpus == sizings[0]]
     for rnd in range(rounds):
-        order = kernels[rnd % len(kernels) :] + kernels[: rnd % len(kernels)]
-        for k in order:
-            print(f"round {rnd + 1}/{rounds}: {k.label}", flush=True)
-            record = run_kernel(k, binary, matrix, out_dir / f"guest-{k.label}", cpus, memory)
+        # Alternate the order within each sizing; counted boots follow
+        # the timed ones of their round, so they never disturb a timing.
+        plan = [
+            b
+            for possible in sizings
+            for b in _rotate([b for b in runs if b.possible_cpus == possible], rnd)
+        ]
+        if rnd < insn_rounds:
+            plan += [Boot(b.kernel, b.label, b.possible_cpus, True) for b in _rotate(main, rnd)]
+        for b in plan:
+            mode = "insns" if b.insns else "time"
+            print(f"round {rnd + 1}/{rounds}: {b.label} ({mode})", flush=True)
+            workdir = out_dir / f"guest-{b.label}{'-insns' if b.insns else ''}"
+            record = run_kernel(b, binary, matrix, workdir, cpus, memory, plugin)
             record["round"] = rnd
+            record["mode"] = mode
             results["rounds"].append(record)
             results["meta"]["accel"] = record.get("accel", "")
-            results["kernels"][k.label].update(release=k.release, features=k.features)
+            info = results["kernels"][b.label]
+            info.update(release=b.kernel.release, features=b.kernel.features)
+            info.update(record.get("boot", {}))
             write(out_dir, results)
     results["summary"] = summarize(results)
     write(out_dir, results)
     return results
 
 
+def _rotate(items: list[Boot], n: int) -> list[Boot]:
+    if not items:
+        return items
+    n %= len(items)
+    return items[n:] + items[:n]
+
+
+HASH_LINE = re.compile(r"posixtimers hash table entries: (\d+) \(order: \d+, (\d+) bytes")
+
+
+def boot_facts(guest: Guest) -> dict[str, Any]:
+    """What the booted kernel says about its sizing and its timer table.
+
+    Upstream allocates its hash at boot and says so in the kernel log;
+    6.12's is a static array, sized from /proc/kallsyms (its address to the
+    next symbol's); the series has none.
+    """
+    facts: dict[str, Any] = {}
+    possible = guest.run("cat /sys/devices/system/cpu/possible", check=True).stdout.strip()
+    facts["possible_cpus_seen"] = possible
+    log = guest.run("dmesg", check=True).stdout
+    if m := HASH_LINE.search(log):
+        facts["timer_table"] = "posixtimers hash (kernel log)"
+        facts["timer_hash_buckets"] = int(m.group(1))
+        facts["timer_table_bytes"] = int(m.group(2))
+        return facts
+    syms = guest.run("cat /proc/kallsyms", check=True).stdout.splitlines()
+    addrs = sorted((int(f[0], 16), f[2]) for f in (line.split() for line in syms) if len(f) >= 3)
+    for i, (addr, name) in enumerate(addrs):
+        if name == "posix_timers_hashtable" and addr and i + 1 < len(addrs):
+            facts["timer_table"] = "posix_timers_hashtable (static, /proc/kallsyms)"
+            facts["timer_table_bytes"] = addrs[i + 1][0] - addr
+            return facts
+    facts["timer_table"] = "none"
+    facts["timer_table_bytes"] = 0
+    return facts
+
+
 def run_kernel(
-    k: KernelUnderTest, binary: Path, matrix: list[Case], workdir: Path, cpus: int, memory: str
+    b: Boot,
+    binary: Path,
+    matrix: list[Case],
+    workdir: Path,
+    cpus: int,
+    memory: str,
+    plugin: Path | None = None,
 ) -> dict[str, Any]:
-    """Boot one kernel and run the whole matrix once."""
-    record: dict[str, Any] = {"kernel": k.label, "cases": {}}
-    with VirtmeVM(k.image, workdir, cpus=cpus, memory=memory) as vm:
+    """Boot one kernel and run the whole matrix once (counting instructions if asked)."""
+    k = b.kernel
+    record: dict[str, Any] = {"kernel": b.label, "cases": {}}
+    workdir.mkdir(parents=True, exist_ok=True)
+    counts = workdir / "insns.txt"
+    counts.write_text("")
+    qemu_opts = []
+    if b.insns:
+        if plugin is None:
+            raise HarnessError("an instruction-counting boot needs the insncount plugin")
+        qemu_opts = ["-plugin", f"{plugin},out={counts}"]
+    vm = VirtmeVM(
+        k.image,
+        workdir,
+        cpus=cpus,
+        memory=memory,
+        possible_cpus=b.possible_cpus,
+        qemu_opts=qemu_opts,
+    )
+    with vm:
         guest, _ = vm.boot()
         record["accel"] = vm.accel.name if vm.accel else ""
         k.release = guest.run("uname -r", check=True).stdout.strip()
+        record["boot"] = boot_facts(guest)
         probe = guest.run(f"{shlex.quote(str(binary))} --probe", timeout=60)
         try:
             k.features = json.loads(probe.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):
             raise GuestError("ptbench --probe gave no JSON", detail=probe.describe()) from None
+        seen = 0
         for case in matrix:
             start = time.monotonic()
             try:
@@ -342,8 +576,14 @@ def run_kernel(
             except HarnessError as exc:
                 data = {"error": exc.message}
             data["wall_seconds"] = round(time.monotonic() - start, 2)
+            if b.insns and "skipped" not in data:
+                windows = insncount.read(counts)
+                insncount.attach(data, windows[seen:])
+                seen = len(windows)
             record["cases"][case.name] = data
             status = data.get("error") or data.get("skipped") or data.get(case.metric)
+            if b.insns:
+                status = data.get("insns_per_op", data.get("insns_error", status))
             print(f"  {case.name:24} {status}", flush=True)
         guest.close()
     return record

@@ -384,6 +384,16 @@ def given_kernels(specs: list[str]) -> list[bench_mod.KernelUnderTest]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else REPO / "results" / "bench"
+    bad = [n for n in args.possible_cpus if not 2 <= n <= 64]
+    if bad or len(set(args.possible_cpus)) != len(args.possible_cpus):
+        raise HarnessError(
+            f"--possible-cpus {' '.join(map(str, args.possible_cpus))}: give distinct counts "
+            "from 2 (the vCPUs that run) to 64 (the kernels' NR_CPUS), e.g. --possible-cpus 64 2"
+        )
+    if not 0 <= args.insn_rounds <= args.rounds:
+        raise HarnessError(
+            f"--insn-rounds {args.insn_rounds}: give 0 to {args.rounds} (at most --rounds)"
+        )
     if args.kernel:
         kernels, digest = given_kernels(args.kernel), ""
     else:
@@ -397,8 +407,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             scale=args.scale,
             config_digest=digest,
             only=args.cases,
+            sizings=tuple(args.possible_cpus),
+            insn_rounds=args.insn_rounds,
         )
-    if set(results["kernels"]) == set(report.KERNELS):
+    if {k.get("base", label) for label, k in results["kernels"].items()} == set(report.KERNELS):
         written = report.write_reports(results, out_dir)
     else:
         written = [report.write_comparison(results, out_dir)]
@@ -531,6 +543,8 @@ def cmd_main(args: argparse.Namespace) -> int:
     # A quick look, kept apart from results/bench/ (the release run that
     # `series export` renders the cover letter from).
     args.rounds, args.scale = 1, 0.25
+    # One sizing (a server's possible CPUs) and one counted round
+    args.possible_cpus, args.insn_rounds = [64], 1
     args.out = str(REPO / "results" / "main-bench")
     # The benchmark's own options main does not have: every case, and the
     # three kernels it builds (main's --kernel are bzImages for the tests).
@@ -588,6 +602,22 @@ def parser() -> argparse.ArgumentParser:
     )
     sp.add_argument(
         "--cases", nargs="+", metavar="PATTERN", help="only the cases matching (e.g. 'a.pairs*')"
+    )
+    sp.add_argument(
+        "--possible-cpus",
+        type=int,
+        nargs="+",
+        default=[64, 2],
+        metavar="N",
+        help="boot every kernel with N possible CPUs, once per N (default: 64 2); the first "
+        "is the headline (a server's count: it sizes upstream's timer hash table)",
+    )
+    sp.add_argument(
+        "--insn-rounds",
+        type=int,
+        default=2,
+        help="extra boots per kernel counting guest instructions with the QEMU plugin "
+        "(default 2; 0: none)",
     )
     sp.add_argument("--out", help="results directory (default: results/bench)")
     sp = add("report", cmd_report, "re-render reports from a bench results.json")

@@ -31,7 +31,11 @@ def _fmt(v: float | None, metric: str) -> str:
 
 def _wrap(text: str) -> str:
     return textwrap.fill(
-        " ".join(text.split()), width=72, initial_indent="    ", subsequent_indent="    "
+        " ".join(text.split()),
+        width=72,
+        initial_indent="    ",
+        subsequent_indent="    ",
+        break_on_hyphens=False,
     )
 
 
@@ -50,45 +54,76 @@ def answers(results: dict[str, Any] | None) -> dict[str, str]:
             "table": "",
         }
     s = results["summary"]
-    mem = {
-        p: {k: _k(s, f"e.memory.{p}", k) for k in report.KERNELS}
-        for p in ("dense", "churn", "offset", "sparse")
-    }
+    kernels = results["kernels"]
+    meta = results["meta"]
+    small = next((f"-{n}cpu" for n in meta.get("sizings", [])[1:]), None)
 
-    def b(p: str, k: str) -> str:
-        return _fmt(mem[p][k], "bytes_per_timer")
+    def b(case: str, k: str) -> str:
+        return _fmt(_k(s, case, k), "bytes_per_timer")
+
+    def wt(case: str, k: str) -> str:
+        v = s.get(case, {}).get("with_table", {}).get(k)
+        return _fmt(v, "bytes_per_timer")
+
+    def table(k: str) -> str:
+        info = kernels.get(k, {})
+        return f"{info.get('timer_table_bytes', '?')} bytes"
+
+    def wt_ratio(case: str) -> str:
+        t = s.get(case, {}).get("with_table", {})
+        return (
+            f"{t['patched'] / t['upstream']:.2f}x"
+            if t.get("patched") and t.get("upstream")
+            else "-"
+        )
 
     memory = _wrap(
-        f"Bytes per live timer (slab deltas: timers, sigqueues and xarray nodes): "
-        f"dense {b('dense', 'patched')} patched vs {b('dense', 'unpatched')} unpatched and "
-        f"{b('dense', 'upstream')} upstream; churn {b('churn', 'patched')} vs "
-        f"{b('churn', 'unpatched')} / {b('churn', 'upstream')}. Upstream's worst case, 2048 "
-        f"timers 512 IDs apart: {b('offset', 'patched')} patched vs "
-        f"{b('offset', 'upstream')} upstream per timer. There the xarray needs one leaf node "
-        f"per timer plus interior nodes, as upstream said; the cost is bounded "
-        f"by RLIMIT_SIGPENDING (every timer preallocates a sigqueue), charged to the "
-        f"process's memory cgroup, and only arises when a process deliberately spreads its "
-        f"IDs -- normal allocation is dense, and a CRIU restore recreates the ID layout of "
-        f"a process that already had it. Sparse restore of 1000 IDs over 10^6: "
-        f"{b('sparse', 'patched')} vs {b('sparse', 'upstream')} per timer."
+        f"Bytes per live timer (slab deltas of the timer, its sigqueue and xarray nodes; "
+        f"median of 5 repetitions) and, after the slash, with the kernel's timer table "
+        f"counted ({meta.get('possible_cpus')} possible CPUs: upstream's hash is "
+        f"{table('upstream')}"
+        + (f", {table('upstream' + small)} with {small[1:-3]}" if small else "")
+        + f"; 6.12's {table('unpatched')}; the series has none). Dense: "
+        f"{b('e.memory.dense', 'patched')} / {wt('e.memory.dense', 'patched')} patched, "
+        f"{b('e.memory.dense', 'upstream')} / {wt('e.memory.dense', 'upstream')} upstream. "
+        f"Upstream's case, 2048 timers 512 IDs apart: {b('e.memory.offset', 'patched')} / "
+        f"{wt('e.memory.offset', 'patched')} patched, {b('e.memory.offset', 'upstream')} / "
+        f"{wt('e.memory.offset', 'upstream')} upstream ({wt_ratio('e.memory.offset')} with "
+        f"the table). There the xarray needs a leaf node per timer plus interior nodes, as "
+        f"upstream said. 1000 IDs spread over 10^6: {b('e.memory.sparse', 'patched')} / "
+        f"{wt('e.memory.sparse', 'patched')} vs {b('e.memory.sparse', 'upstream')} / "
+        f"{wt('e.memory.sparse', 'upstream')} ({wt_ratio('e.memory.sparse')}). The cost is "
+        f"bounded by RLIMIT_SIGPENDING (every timer preallocates a sigqueue) and charged to "
+        f"the process's memory cgroup."
     )
 
     def r(case: str, other: str) -> str:
         v = s.get(case, {}).get("ratios", {}).get(f"patched/{other}")
-        return "-" if v is None else f"{v:.2f}x"
+        i = s.get(case, {}).get("insn_ratios", {}).get(f"patched/{other}")
+        text = "-" if v is None else f"{v:.2f}x"
+        return text + (f" (instructions {i:.2f}x)" if i is not None else "")
 
+    vcpus = int(meta.get("vcpus") or 2)
+    ts = (vcpus, 4 * vcpus)
     contention = _wrap(
-        f"create+delete loop time per pair, patched relative to upstream (lower is "
-        f"better): 2 threads {r('c.churn.2threads', 'upstream')}, 2 processes "
-        f"{r('c.churn.2procs', 'upstream')}; relative to unpatched "
-        f"{r('c.churn.2threads', 'unpatched')} and {r('c.churn.2procs', 'unpatched')}. "
-        f"Creating 20k timers in each of 2 threads: {r('c.create.2threads', 'upstream')} of "
-        f"upstream's time. The xarray's lock is per process: only threads of one process "
-        f"can contend on it, never unrelated processes as on 6.12's hash_lock. What does "
-        f"cost in an xarray is node churn: a process creating and deleting one timer at a "
-        f"time empties the array on every delete, and the next create at the next ID "
-        f"allocates the path again. The legacy create/delete pair costs "
-        f"{r('a.pairs', 'upstream')} of upstream's time and "
+        "The create+delete loop, total time, patched relative to upstream (lower is "
+        "better; 100k pairs per worker): "
+        + ", ".join(
+            f"{t} threads {r(f't.churn.{t}threads', 'upstream')}, {t} processes "
+            f"{r(f't.churn.{t}procs', 'upstream')}"
+            for t in ts
+        )
+        + ". Creating 20k timers per worker: "
+        + ", ".join(
+            f"{t} threads {r(f't.create.{t}threads', 'upstream')}, {t} processes "
+            f"{r(f't.create.{t}procs', 'upstream')}"
+            for t in ts
+        )
+        + ". The xarray's lock is per process: only threads of one process can contend on "
+        "it, never unrelated processes as on 6.12's hash_lock. What costs in an xarray is "
+        "node churn: a process creating and deleting one timer at a time empties the array "
+        "on every delete, and the next create allocates the path again. The single-threaded "
+        f"pair costs {r('a.pairs', 'upstream')} of upstream's and "
         f"{r('a.pairs', 'unpatched')} of unpatched 6.12's."
     )
 
@@ -96,17 +131,34 @@ def answers(results: dict[str, Any] | None) -> dict[str, str]:
         f"timer_getoverrun() on random IDs with 100k timers in one process: "
         f"{_fmt(_k(s, 'c.lookup.100k', 'patched'), 'ns_per_lookup')} patched, "
         f"{_fmt(_k(s, 'c.lookup.100k', 'unpatched'), 'ns_per_lookup')} unpatched, "
-        f"{_fmt(_k(s, 'c.lookup.100k', 'upstream'), 'ns_per_lookup')} upstream "
-        f"({r('c.lookup.100k', 'unpatched')} / {r('c.lookup.100k', 'upstream')}). A victim "
-        f"process's lookups while a neighbour holds 60k timers: "
+        f"{_fmt(_k(s, 'c.lookup.100k', 'upstream'), 'ns_per_lookup')} upstream; patched "
+        f"relative to upstream {r('c.lookup.100k', 'upstream')}"
+        + (
+            f", with {small[1:-3]} possible CPUs (a 2-CPU-sized hash) "
+            + (
+                f"{v:.2f}x"
+                if (
+                    v := s.get("c.lookup.100k", {})
+                    .get("ratios", {})
+                    .get(f"patched{small}/upstream{small}")
+                )
+                else "-"
+            )
+            if small
+            else ""
+        )
+        + f". A victim process's lookups while a neighbour holds 60k timers: "
         f"{_fmt(_k(s, 'd.neighbour', 'patched'), 'ratio')} of its time alone patched, "
-        f"{_fmt(_k(s, 'd.neighbour', 'unpatched'), 'ratio')} unpatched."
+        f"{_fmt(_k(s, 'd.neighbour', 'unpatched'), 'ratio')} unpatched, "
+        f"{_fmt(_k(s, 'd.neighbour', 'upstream'), 'ratio')} upstream."
     )
     legacy_txt = legacy_sentence(results)
     return {
         "legacy_time": legacy_txt,
         "accel": f"QEMU {results['meta'].get('accel', '?').upper()}, "
-        f"{results['meta'].get('vcpus')} vCPUs",
+        f"{results['meta'].get('vcpus')} vCPUs running of {results['meta'].get('possible_cpus')} "
+        f"possible, {results['meta'].get('rounds')} timed rounds at scale "
+        f"{results['meta'].get('scale')}",
         "memory_answer": memory,
         "contention_answer": contention,
         "lookup_answer": lookup,

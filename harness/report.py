@@ -8,6 +8,7 @@ the HTML file is self-contained.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -76,26 +77,108 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per case: per-kernel (median, min, max) and ratios."""
+def suffixes(results: dict[str, Any]) -> list[str]:
+    """Label suffix per sizing: "" for the headline one, "-Ncpu" for the others."""
+    sizings = results["meta"].get("sizings") or [results["meta"].get("possible_cpus")]
+    return [""] + [f"-{n}cpu" for n in sizings[1:]]
+
+
+def rows(results: dict[str, Any], suffix: str = "") -> list[dict[str, Any]]:
+    """One row per case: per-kernel (median, min, max), instructions and ratios.
+
+    ``suffix`` picks a sizing (see :func:`suffixes`); cells and ratio keys
+    are named by the plain kernel labels whatever the sizing.
+    """
     out = []
     summary = results.get("summary", {})
     for case in results["cases"]:
         s = summary.get(case["name"], {})
-        cells = {}
-        for label in KERNELS:
-            k = s.get("kernels", {}).get(label)
-            cells[label] = k
+
+        def plain(table: dict[str, Any]) -> dict[str, Any]:
+            return {
+                key.replace(suffix, ""): v
+                for key, v in table.items()
+                if key.count("/") == 1
+                and all(
+                    part.endswith(suffix) if suffix else "cpu" not in part
+                    for part in key.split("/")
+                )
+            }
+
         out.append(
             {
                 "name": case["name"],
                 "metric": case["metric"],
                 "params": case["params"],
-                "cells": cells,
-                "ratios": s.get("ratios", {}),
+                "cells": {k: s.get("kernels", {}).get(k + suffix) for k in KERNELS},
+                "insns": {k: s.get("insns", {}).get(k + suffix) for k in KERNELS},
+                "with_table": {k: s.get("with_table", {}).get(k + suffix) for k in KERNELS},
+                "ratios": plain(s.get("ratios", {})),
+                "insn_ratios": plain(s.get("insn_ratios", {})),
             }
         )
     return out
+
+
+REFERENCE = Path(__file__).resolve().parent.parent / "bench-data" / "reference" / "tglx-2025.json"
+
+
+def tglx_rows(results: dict[str, Any], reference: Path = REFERENCE) -> list[dict[str, Any]]:
+    """The 2025 rework's table in shape: ms per phase per kernel, his ratios beside.
+
+    His figures come from ``bench-data/reference/tglx-2025.json`` (cited
+    there); they were measured on his hardware, so only the ratio between
+    designs is compared: patched/upstream here against xarray/newhash there.
+    """
+    ref = json.loads(reference.read_text()) if reference.exists() else {"rows": []}
+    refs = {(r["case"], r["field"]): r["ms"] for r in ref["rows"]}
+    summary = results.get("summary", {})
+    out = []
+    for case in results["cases"]:
+        if not case["name"].startswith("t."):
+            continue
+        s = summary.get(case["name"], {})
+        for field_name in (*case.get("extra", []), case["metric"]):
+            table = (
+                s.get("kernels", {})
+                if field_name == case["metric"]
+                else s.get("extra", {}).get(field_name, {})
+            )
+            ms = {k: (table[k]["median"] / 1e6 if k in table else None) for k in KERNELS}
+            his = refs.get((case["name"], field_name), {})
+            ratio = ms["patched"] / ms["upstream"] if ms["patched"] and ms["upstream"] else None
+            insn = (
+                s.get("insn_ratios", {}).get("patched/upstream")
+                if field_name == case["metric"]
+                else None
+            )
+            his_ratio = (
+                his["xarray"] / his["newhash"] if "xarray" in his and "newhash" in his else None
+            )
+            out.append(
+                {
+                    "name": case["name"],
+                    "phase": field_name.removesuffix("_ns"),
+                    "ms": ms,
+                    "ratio": ratio,
+                    "insn_ratio": insn,
+                    "his": his,
+                    "his_ratio": his_ratio,
+                }
+            )
+    return out
+
+
+def reference_notes(reference: Path = REFERENCE) -> dict[str, Any]:
+    """The reference file's citation and its rows that match no case here."""
+    if not reference.exists():
+        return {"source": "", "hardware": "", "unmatched": []}
+    ref = json.loads(reference.read_text())
+    return {
+        "source": ref["source"],
+        "hardware": ref["hardware"],
+        "unmatched": [r for r in ref["rows"] if not r["case"].startswith("t.")],
+    }
 
 
 def lookup_plot(results: dict[str, Any], width: int = 560, height: int = 300) -> str:
@@ -220,6 +303,9 @@ def render(results: dict[str, Any], template: str) -> str:
         .render(
             r=results,
             rows=rows(results),
+            sizings=[(sfx, rows(results, sfx)) for sfx in suffixes(results)[1:]],
+            tglx=tglx_rows(results),
+            reference=reference_notes(),
             kernels=KERNELS,
             lookup_svg=lookup_plot(results),
             memory_svg=memory_plot(results),

@@ -11,6 +11,7 @@ reports.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -124,9 +125,18 @@ class VirtmeVM:
     image: Path
     workdir: Path
     cpus: int = 2
+    # Possible CPUs, 0 for as many as cpus.  The kernel sizes per-CPU data
+    # by them, and upstream's timer hash table (512 buckets per possible
+    # CPU).  QEMU gets that many vCPUs and the kernel maxcpus=cpus: the rest
+    # stay present but offline (never started, no host cost).  QEMU's
+    # hot-pluggable maxcpus= would not do: under TCG the kernel sees no
+    # hypervisor and ignores the MADT's disabled entries.
+    possible_cpus: int = 0
     memory: str = "2G"
     boot_timeout: float = 240.0
     append: list[str] = field(default_factory=list)
+    # Extra QEMU arguments (e.g. the instruction-counting plugin)
+    qemu_opts: list[str] = field(default_factory=list)
     accel: Accel | None = None
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
@@ -153,7 +163,7 @@ class VirtmeVM:
             "--force-9p",
             "--verbose",
             "--cpus",
-            str(self.cpus),
+            str(max(self.cpus, self.possible_cpus)),
             "--memory",
             self.memory,
             # vng's 9p root does not put root= on the command line; 6.12
@@ -179,8 +189,12 @@ class VirtmeVM:
         ]
         if accel.name == "tcg":
             cmd.append("--disable-kvm")
+        if self.possible_cpus > self.cpus:
+            cmd += ["--append", f"maxcpus={self.cpus}"]
         for item in self.append:
             cmd += ["--append", item]
+        if self.qemu_opts:
+            cmd.append("--qemu-opts=" + " ".join(shlex.quote(o) for o in self.qemu_opts))
         cmd += ["--exec", GUEST_INIT]
         return cmd
 

@@ -11,33 +11,69 @@ import pytest
 from harness import bench, coverletter, report
 from harness.errors import HarnessError
 
+VALUES = {"unpatched": 100.0, "patched": 50.0, "upstream": 80.0}
+TABLES = {"unpatched": 4096, "patched": 0, "upstream": 524288}
+
 
 def fake_results() -> dict[str, Any]:
+    """Three kernels at 64 and 2 possible CPUs; 3 timed rounds, 2 counted.
+
+    Metric value = kernel base + round (+ 1000 with 2 possible CPUs); the
+    instruction count per op = 10 x the base + round.
+    """
     matrix = bench.cases(scale=0.01)
-    values = {"unpatched": 100.0, "patched": 50.0, "upstream": 80.0}
+    runs = bench.boots(
+        [bench.KernelUnderTest(k, Path(f"/k/{k}"), f"src-{k}") for k in VALUES], (64, 2)
+    )
     rounds = []
     for rnd in range(3):
-        for label, base in values.items():
+        for b in (
+            runs + [bench.Boot(b.kernel, b.label, 64, True) for b in runs[:3]][: 3 * (rnd < 2)]
+        ):
+            base = VALUES[b.kernel.label] + rnd + (1000 if b.possible_cpus == 2 else 0)
             cases: dict[str, Any] = {}
             for c in matrix:
-                if c.needs == "flag" and label != "patched":
+                if c.needs == "flag" and b.kernel.label != "patched":
                     cases[c.name] = {"skipped": "kernel lacks flag"}
                     continue
-                cases[c.name] = {"case": c.case, c.metric: base + rnd}
-            rounds.append({"kernel": label, "round": rnd, "cases": cases})
+                data: dict[str, Any] = {"case": c.case, c.metric: base}
+                for extra in c.extra:
+                    data[extra] = 2 * base
+                if c.case == "memory":
+                    data["timer_object_bytes"] = 40
+                if b.insns:
+                    data["insns_per_op"] = 10.0 * VALUES[b.kernel.label] + rnd
+                cases[c.name] = data
+            mode = "insns" if b.insns else "time"
+            rounds.append({"kernel": b.label, "round": rnd, "mode": mode, "cases": cases})
     results: dict[str, Any] = {
         "meta": {
             "accel": "tcg",
             "vcpus": 2,
+            "possible_cpus": 64,
+            "sizings": [64, 2],
+            "insn_rounds": 2,
             "memory": "2G",
             "rounds": 3,
             "scale": 0.01,
             "date": "2026-11-28T00:00:00+00:00",
             "config_request_sha256": "abc",
             "ptbench_sha256": "def",
+            "insncount_sha256": "ghi",
             "seed": 1,
         },
-        "kernels": {k: {"source": f"src-{k}", "release": "6.12.117+"} for k in values},
+        "kernels": {
+            b.label: {
+                "source": f"src-{b.kernel.label}",
+                "release": "6.12.117+",
+                "base": b.kernel.label,
+                "possible_cpus": b.possible_cpus,
+                "possible_cpus_seen": f"0-{b.possible_cpus - 1}",
+                "timer_table": "t",
+                "timer_table_bytes": TABLES[b.kernel.label] // (32 if b.possible_cpus == 2 else 1),
+            }
+            for b in runs
+        },
         "cases": [
             {
                 "name": c.name,
@@ -45,6 +81,7 @@ def fake_results() -> dict[str, Any]:
                 "params": c.params,
                 "metric": c.metric,
                 "needs": c.needs,
+                "extra": list(c.extra),
             }
             for c in matrix
         ],
@@ -63,7 +100,57 @@ def test_summary_medians_and_ratios() -> None:
     assert abs(s["ratios"]["patched/unpatched"] - 51 / 101) < 1e-9
     assert abs(s["ratios"]["patched/upstream"] - 51 / 81) < 1e-9
     # Skipped cases contribute no values.
-    assert set(r["summary"]["a.exact_high.flag"]["kernels"]) == {"patched"}
+    assert set(r["summary"]["a.exact_high.flag"]["kernels"]) == {"patched", "patched-2cpu"}
+
+
+def test_second_sizing_is_compared_within_itself() -> None:
+    s = fake_results()["summary"]["c.lookup.100k"]
+    assert s["kernels"]["upstream-2cpu"]["median"] == 1081.0
+    assert abs(s["ratios"]["patched-2cpu/upstream-2cpu"] - 1051 / 1081) < 1e-9
+    assert "patched/upstream-2cpu" not in s["ratios"]
+
+
+def test_instruction_counts_come_only_from_counted_rounds() -> None:
+    s = fake_results()["summary"]["a.pairs"]
+    assert s["insns"]["patched"]["values"] == [500.0, 501.0]
+    assert abs(s["insn_ratios"]["patched/upstream"] - 500.5 / 800.5) < 1e-9
+    # the timed medians are untouched by the counted boots
+    assert s["kernels"]["patched"]["values"] == [50.0, 51.0, 52.0]
+
+
+def test_extra_fields_and_the_table_spread_over_the_timers() -> None:
+    r = fake_results()
+    s = r["summary"]
+    assert s["t.getoverrun.20k"]["extra"]["create_ns"]["upstream"]["median"] == 162.0
+    dense = next(c for c in r["cases"] if c["name"] == "e.memory.dense")
+    want = 81.0 + TABLES["upstream"] / dense["params"]["n"]
+    assert abs(s["e.memory.dense"]["with_table"]["upstream"] - want) < 1e-9
+    assert s["e.memory.dense"]["with_table"]["patched"] == 51.0
+
+
+def test_failures_reject_memory_below_one_timer_and_missing_counts() -> None:
+    r = fake_results()
+    assert bench.failures(r) == []
+    timed = next(x for x in r["rounds"] if x["kernel"] == "upstream" and x["mode"] == "time")
+    timed["cases"]["e.memory.sparse"]["timer_caches_bytes_per_timer"] = 0.0
+    counted = next(x for x in r["rounds"] if x["mode"] == "insns")
+    del counted["cases"]["a.pairs"]["insns_per_op"]
+    counted["cases"]["a.pairs"]["insns_error"] = (
+        "ptbench reported 1 window(s), the plugin counted 0"
+    )
+    out = bench.failures(r)
+    assert len(out) == 2
+    assert "e.memory.sparse: 0 B per timer is less than a timer and its sigqueue (40 B)" in out[0]
+    assert "(instruction count), a.pairs: no instruction count" in out[1]
+
+
+def test_tglx_rows_set_his_ratio_beside_ours() -> None:
+    rows = {(t["name"], t["phase"]): t for t in report.tglx_rows(fake_results())}
+    t = rows[("t.getoverrun.20k", "create")]
+    assert t["ms"]["patched"] == 102 / 1e6
+    assert abs(t["ratio"] - 102 / 162) < 1e-9
+    assert abs(t["his_ratio"] - 8 / 9) < 1e-9
+    assert rows[("t.getoverrun.20k", "getoverrun")]["insn_ratio"] is not None
 
 
 def test_derived_restore_time() -> None:
@@ -84,6 +171,7 @@ def test_reports_render(tmp_path: Path) -> None:
     assert html.count("<svg") == 2
     table = (tmp_path / "cover-table.txt").read_text()
     assert "c.lookup.100k" in table and "0.50" in table
+    assert "with 2 possible CPUs" in md and "his xarray/newhash" in md
 
 
 def test_human_units() -> None:
@@ -96,8 +184,13 @@ def test_human_units() -> None:
 
 def test_cover_letter_answers_use_the_numbers() -> None:
     a = coverletter.answers(fake_results())
-    assert "2 threads 0.63x" in " ".join(a["contention_answer"].split())
-    assert "51 ns patched" in " ".join(a["lookup_answer"].split())
+    contention = " ".join(a["contention_answer"].split())
+    assert "2 threads 0.63x (instructions 0.63x)" in contention
+    lookup = " ".join(a["lookup_answer"].split())
+    assert "51 ns patched" in lookup and "2 possible CPUs (a 2-CPU-sized hash) 0.97x" in lookup
+    assert "upstream's hash is 524288 bytes, 16384 bytes with 2" in " ".join(
+        a["memory_answer"].split()
+    )
     assert a["table"].startswith("Measured side by side")
 
 

@@ -261,3 +261,26 @@ def test_connect_panic_during_the_last_attempt_is_a_crash(fake_vm: VirtmeVM) -> 
     assert info.value.message.startswith(
         "guest crashed before SSH answered: 'Kernel panic - not syncing' on the console"
     )
+
+
+def test_command_possible_cpus_and_plugin(tmp_path: Path) -> None:
+    """64 possible CPUs: QEMU gets 64 vCPUs, the kernel starts only `cpus` of them.
+
+    (QEMU's hot-pluggable maxcpus= leaves the guest with 2 possible CPUs under
+    TCG: the kernel ignores the MADT's disabled entries without a hypervisor.)
+    """
+    vm = VirtmeVM(
+        tmp_path / "bzImage",
+        tmp_path,
+        cpus=2,
+        possible_cpus=64,
+        accel=Accel("tcg", "test"),
+        qemu_opts=["-plugin", "/p/insncount.so,out=/o/insns.txt"],
+    )
+    cmd = vm.command()
+    assert pair(cmd, "--cpus") == ["64"]
+    assert "maxcpus=2" in pair(cmd, "--append")
+    assert "--qemu-opts=-plugin /p/insncount.so,out=/o/insns.txt" in cmd
+    plain = VirtmeVM(tmp_path / "bzImage", tmp_path, cpus=2, accel=Accel("tcg", "test"))
+    assert pair(plain.command(), "--cpus") == ["2"]
+    assert not any(a.startswith("maxcpus") for a in pair(plain.command(), "--append"))

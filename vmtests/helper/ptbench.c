@@ -765,6 +765,58 @@ static pid_t spawn_holder(long long count, int *rfd, int *wfd,
 	return pid;
 }
 
+/* ------------------------------------------------------------------ */
+/* Instruction-count windows                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Under QEMU TCG with harness/qemu/insncount.c loaded, the guest
+ * instructions executed between window_begin() and window_end() (on all
+ * vCPUs) are counted by the host; the two markers are multi-byte NOPs no
+ * compiler emits, so without the plugin they cost one NOP each.  The JSON
+ * lists the windows in order with the operations each timed, which is how
+ * the harness turns the plugin's counts into instructions per operation.
+ */
+#define MAX_WINDOWS		8
+
+static struct {
+	const char *name;
+	long long ops;
+} windows[MAX_WINDOWS];
+static int nwindows;
+
+static inline void window_begin(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	asm volatile(".byte 0x0f, 0x1f, 0x80, 0x50, 0x54, 0x42, 0x7b" ::: "memory");
+#endif
+}
+
+static void window_end(const char *name, long long ops)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	asm volatile(".byte 0x0f, 0x1f, 0x80, 0x50, 0x54, 0x42, 0x7d" ::: "memory");
+#endif
+	if (nwindows == MAX_WINDOWS)
+		die(EOVERFLOW, "more than %d instruction windows", MAX_WINDOWS);
+	windows[nwindows].name = name;
+	windows[nwindows++].ops = ops;
+}
+
+static void windows_json(struct json *j)
+{
+	int i;
+
+	j_arr(j, "windows");
+	for (i = 0; i < nwindows; i++) {
+		j_obj(j, NULL);
+		j_str(j, "name", windows[i].name);
+		j_int(j, "ops", windows[i].ops);
+		j_end(j);
+	}
+	j_arr_end(j);
+}
+
 /* Random live IDs to look up, drawn before timing */
 static int *lookup_sequence(const int *ids, long long n, long long lookups,
 			    long long seed)
@@ -793,6 +845,7 @@ static long long time_lookups(const int *seq, long long lookups,
 			die(errno, "timer_getoverrun(%d): %s", seq[i],
 			    strerror(errno));
 	}
+	window_begin();
 	for (c = 0; c < nchunks(lookups); c++) {
 		a = chunk_start(lookups, c);
 		b = chunk_start(lookups, c + 1);
@@ -804,6 +857,7 @@ static long long time_lookups(const int *seq, long long lookups,
 		}
 		per[c] = (mono_ns() - t0) / (b - a);
 	}
+	window_end("lookups", lookups);
 	return median_ll(per, nchunks(lookups));
 }
 
@@ -1016,9 +1070,11 @@ static void run_workers(long long procs, long long threads, long long count,
 				       count, body);
 	}
 	gate_wait_workers(&g->ready, (uint32_t)workers, pids, (int)procs);
+	window_begin();
 	release = mono_ns();
 	gate_set(&g->go);
 	gate_wait_workers(&g->done, (uint32_t)workers, pids, (int)procs);
+	window_end("workers", (long long)workers * count);
 
 	res->workers = workers;
 	res->worker_ns = xcalloc((size_t)workers, sizeof(long long));
@@ -1067,6 +1123,7 @@ static void workers_json(struct json *j, const struct workers_result *r,
 struct slab {
 	char name[64];
 	long long active_bytes;		/* active_objs * objsize */
+	long long objsize;
 	long long pages_bytes;		/* num_slabs * pagesperslab * PAGE_SIZE */
 };
 
@@ -1107,6 +1164,7 @@ static void slabinfo_read(struct slabinfo *si)
 			   &aslabs, &nslabs) != 8)
 			continue;	/* the two header lines */
 		s->active_bytes = (long long)act * (long long)size;
+		s->objsize = (long long)size;
 		s->pages_bytes = (long long)nslabs * (long long)pps * page;
 		si->n++;
 	}
@@ -1191,6 +1249,7 @@ static void case_pairs(struct json *j)
 			die(EPROTO, "placing the cursor at %d gave ID %d",
 			    start, id);
 	}
+	window_begin();
 	for (c = 0; c < nchunks(n); c++) {
 		a = chunk_start(n, c);
 		b = chunk_start(n, c + 1);
@@ -1207,6 +1266,7 @@ static void case_pairs(struct json *j)
 		total += t0;
 		per[c] = t0 / (b - a);
 	}
+	window_end("pairs", n);
 	j_int(j, "pairs", n);
 	j_int(j, "start", start);
 	j_int(j, "ns_per_pair", median_ll(per, nchunks(n)));
@@ -1398,6 +1458,40 @@ static void case_lookup(struct json *j)
 	j_int(j, "lookups", lookups);
 	j_int(j, "timers", n);
 	j_int(j, "elapsed_ns", create_ns);
+}
+
+/*
+ * 5b. The 2025 hash rework's own test ("posix-timers: Improve hash table
+ * performance"): one process creates n timers, then calls
+ * timer_getoverrun() once on each, in creation order; total time per phase.
+ */
+static const struct param create_getoverrun_params[] = {
+	{ "n", 20000, 1, INT_MAX, NULL },
+	{ NULL, 0, 0, 0, NULL }
+};
+
+static void case_create_getoverrun(struct json *j)
+{
+	long long n = param_int("n"), i, t0, create_ns, get_ns;
+	int *ids = xcalloc((size_t)n, sizeof(int));
+
+	window_begin();
+	t0 = mono_ns();
+	create_all(n, ids);
+	create_ns = mono_ns() - t0;
+	window_end("create", n);
+	window_begin();
+	t0 = mono_ns();
+	for (i = 0; i < n; i++) {
+		if (sys_timer_getoverrun(ids[i]) < 0)
+			die(errno, "timer_getoverrun(%d): %s", ids[i],
+			    strerror(errno));
+	}
+	get_ns = mono_ns() - t0;
+	window_end("getoverrun", n);
+	j_int(j, "timers", n);
+	j_int(j, "create_ns", create_ns);
+	j_int(j, "getoverrun_ns", get_ns);
 }
 
 /* 6. create+delete churn in threads and/or processes */
@@ -1738,6 +1832,20 @@ static void named_json(struct json *j, struct delta_table *t,
 	}
 	med = median_ll(sum, t->reps);
 	j_int(j, "timer_caches_delta_bytes", med);
+	/*
+	 * The least a live timer can cost: its k_itimer and the sigqueue it
+	 * preallocates (object sizes of the caches they come from, merged or
+	 * not).  A per-timer figure below this is slab noise, not a result.
+	 */
+	for (i = 0, med = 0; i < 3; i += 2) {
+		const struct slab *o = slab_find(names, memory_named[i]);
+
+		c = o ? NULL : slab_merged_into(names, memory_named[i]);
+		if (c)
+			o = slab_find(names, c);
+		med += o ? o->objsize : 0;
+	}
+	j_int(j, "timer_object_bytes", med);
 	j_dbl(j, "timer_caches_bytes_per_timer", (double)med / (double)n);
 	free(sum);
 }
@@ -1929,6 +2037,8 @@ static const struct bench_case cases[] = {
 	  "each worker creates n timers" },
 	{ "lookup", case_lookup, lookup_params,
 	  "timer_getoverrun() on random live IDs" },
+	{ "create_getoverrun", case_create_getoverrun, create_getoverrun_params,
+	  "create n timers, then timer_getoverrun() each once (2025 rework's test)" },
 	{ "churn", case_churn, churn_params,
 	  "each worker does iters create+delete pairs" },
 	{ "neighbour", case_neighbour, neighbour_params,
@@ -2096,6 +2206,7 @@ int main(int argc, char **argv)
 	j_obj(&j, NULL);
 	cur_case->run(&j);
 	alarm(0);
+	windows_json(&j);
 	j_int(&j, "rlimit_sigpending", sigpending);
 	j_end(&j);
 	print_result(&j);

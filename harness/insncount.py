@@ -1,0 +1,158 @@
+"""Guest instruction counts per benchmark loop, from a QEMU TCG plugin.
+
+Under TCG, medians of emulated time move 10-30 % between runs, so a ratio
+below 1.5x measured in time alone decides nothing.  The number of guest
+instructions a loop executes barely moves.  ``qemu/insncount.c`` counts
+them between two marker instructions that ptbench executes around each
+measured loop (its ``windows``); this module builds the plugin and turns
+its output into instructions per operation.
+
+Debian's QEMU accepts ``-plugin`` but ships neither plugins nor the
+plugin header, so the header comes from the source package of the
+installed QEMU (fetched with a private apt configuration, like the
+upstream kernel: the machine's apt setup is never changed) and the plugin
+is compiled against it, cached by the hash of both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from .errors import SetupError
+from .paths import cache_dir
+from .upstream import KEYRING, MIRROR, _apt_options
+
+SOURCE = Path(__file__).parent / "qemu" / "insncount.c"
+SECURITY = "http://deb.debian.org/debian-security"
+HEADER = "include/qemu/qemu-plugin.h"
+WINDOW = re.compile(r"^window (\d+) (\d+)$")
+
+
+def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    if proc.returncode != 0:
+        raise SetupError(
+            f"{what} failed",
+            hint="check that deb.debian.org is reachable (QEMU's source package)",
+            detail=(proc.stdout + proc.stderr).strip()[-3000:],
+        )
+    return proc.stdout
+
+
+def qemu_source_version() -> str:
+    """The source package version of the installed qemu-system-x86."""
+    out = _run(
+        ["dpkg-query", "-W", "-f", "${source:Package} ${source:Version}", "qemu-system-x86"],
+        "dpkg-query qemu-system-x86",
+    )
+    package, _, version = out.strip().partition(" ")
+    if package != "qemu" or not version:
+        raise SetupError(
+            f"qemu-system-x86 comes from source {out.strip()!r}, not Debian's qemu",
+            hint="install Debian's qemu-system-x86 (./ptimers setup)",
+        )
+    return version
+
+
+def header(version: str | None = None) -> Path:
+    """qemu-plugin.h of the installed QEMU, from its Debian source package."""
+    version = version or qemu_source_version()
+    root = cache_dir("qemu-src") / version.replace(":", "_")
+    dest = root / "qemu-plugin.h"
+    if dest.exists():
+        return dest
+    for sub in ("lists/partial", "archives/partial", "cache", "dl"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "sources.list").write_text(
+        f"deb-src [signed-by={KEYRING}] {MIRROR} bookworm main\n"
+        f"deb-src [signed-by={KEYRING}] {SECURITY} bookworm-security main\n"
+    )
+    opts = _apt_options(root)
+    print(f"fetching QEMU {version}'s source for qemu-plugin.h ...", flush=True)
+    _run(["apt-get", *opts, "update"], "apt-get update (deb-src)")
+    # apt verifies the files against the signed Sources index
+    _run(
+        ["apt-get", *opts, "source", "--download-only", f"qemu={version}"],
+        "apt-get source qemu",
+        cwd=root / "dl",
+    )
+    origs = sorted((root / "dl").glob("qemu_*.orig.tar.*"))
+    if not origs:
+        raise SetupError(f"apt-get source left no qemu orig tarball in {root / 'dl'}")
+    with tarfile.open(origs[0]) as tar:
+        member = next((m for m in tar.getmembers() if m.name.endswith("/" + HEADER)), None)
+        if member is None:
+            raise SetupError(f"{origs[0]} has no {HEADER}")
+        data = tar.extractfile(member)
+        if data is None:
+            raise SetupError(f"{origs[0]}: {HEADER} is not a file")
+        dest.write_bytes(data.read())
+    for f in (root / "dl").iterdir():
+        f.unlink()
+    return dest
+
+
+def build() -> Path:
+    """The plugin, compiled against the installed QEMU's header (cached)."""
+    hdr = header()
+    digest = hashlib.sha256(SOURCE.read_bytes() + hdr.read_bytes()).hexdigest()[:16]
+    out = cache_dir("insncount") / digest / "insncount.so"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    _run(
+        [
+            "gcc",
+            "-O2",
+            "-Wall",
+            "-shared",
+            "-fPIC",
+            "-I",
+            str(hdr.parent),
+            "-o",
+            str(tmp),
+            str(SOURCE),
+        ],
+        "compiling the insncount QEMU plugin",
+    )
+    tmp.rename(out)
+    return out
+
+
+def read(path: Path) -> list[int]:
+    """The instruction counts of the windows closed so far, in order."""
+    counts = []
+    for line in path.read_text().splitlines():
+        if m := WINDOW.match(line.strip()):
+            counts.append(int(m.group(2)))
+    return counts
+
+
+def attach(data: dict[str, Any], counts: list[int]) -> None:
+    """Give a ptbench result its windows' counts.
+
+    ``insns_per_op`` is the last window's: ptbench closes the window of
+    the case's metric last (``create_getoverrun`` counts create, then
+    getoverrun).  A mismatch between the windows ptbench reports and the
+    counts the plugin wrote leaves ``insns_error`` instead of a number.
+    """
+    windows = data.get("windows", [])
+    if "error" in data:
+        return
+    if not windows or len(windows) != len(counts):
+        data["insns_error"] = (
+            f"ptbench reported {len(windows)} window(s), the plugin counted {len(counts)}"
+        )
+        return
+    per: dict[str, Any] = {}
+    for w, n in zip(windows, counts, strict=True):
+        ops = int(w["ops"]) or 1
+        per[w["name"]] = {"ops": ops, "insns": n, "insns_per_op": n / ops}
+    data["insns"] = per
+    data["insns_per_op"] = float(per[windows[-1]["name"]]["insns_per_op"])

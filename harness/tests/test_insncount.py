@@ -1,0 +1,101 @@
+"""Host tests: the instruction-count plugin's output turned into per-op counts."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import bench, insncount
+
+
+def test_windows_are_read_in_order(tmp_path: Path) -> None:
+    out = tmp_path / "insns.txt"
+    out.write_text("window 1 6003927\nwindow 2 5985207\nnoise\nwindow 3 12\n")
+    assert insncount.read(out) == [6003927, 5985207, 12]
+
+
+def test_the_metric_window_is_the_last_one() -> None:
+    data: dict[str, Any] = {
+        "windows": [{"name": "create", "ops": 5000}, {"name": "getoverrun", "ops": 5000}]
+    }
+    insncount.attach(data, [11_006_098, 1_700_087])
+    assert data["insns"]["create"]["insns"] == 11_006_098
+    assert data["insns_per_op"] == 1_700_087 / 5000
+
+
+def test_a_window_the_plugin_did_not_count_is_an_error_not_a_number() -> None:
+    data: dict[str, Any] = {"windows": [{"name": "pairs", "ops": 2000}]}
+    insncount.attach(data, [])
+    assert "insns_per_op" not in data
+    assert data["insns_error"] == "ptbench reported 1 window(s), the plugin counted 0"
+
+
+class FakeGuest:
+    def __init__(self, out: dict[str, str]) -> None:
+        self.out = out
+
+    def run(self, cmd: str, check: bool = False, timeout: float = 0) -> Any:
+        return type("R", (), {"stdout": self.out[cmd.split()[-1]]})()
+
+
+def test_boot_facts_upstream_hash_from_the_kernel_log() -> None:
+    g = FakeGuest(
+        {
+            "/sys/devices/system/cpu/possible": "0-63\n",
+            "dmesg": "[ 0.4] posixtimers hash table entries: 32768 (order: 9, 2097152 bytes, "
+            "linear)\n",
+        }
+    )
+    facts = bench.boot_facts(g)  # type: ignore[arg-type]
+    assert facts["possible_cpus_seen"] == "0-63"
+    assert (facts["timer_hash_buckets"], facts["timer_table_bytes"]) == (32768, 2097152)
+
+
+def test_boot_facts_612_static_table_from_kallsyms() -> None:
+    syms = (
+        "ffffffff82a00000 b other\n"
+        "ffffffff82a01000 b posix_timers_hashtable\n"
+        "ffffffff82a02000 b hash_lock\n"
+    )
+    g = FakeGuest({"/sys/devices/system/cpu/possible": "0-1", "dmesg": "", "/proc/kallsyms": syms})
+    facts = bench.boot_facts(g)  # type: ignore[arg-type]
+    assert facts["timer_table_bytes"] == 4096
+    g.out["/proc/kallsyms"] = "ffffffff82a00000 b other\n"
+    assert bench.boot_facts(g)["timer_table_bytes"] == 0  # type: ignore[arg-type]
+
+
+def test_plugin_source_compiles_against_its_api(tmp_path: Path) -> None:
+    """The plugin builds against a minimal stand-in of the API-1 header."""
+    hdr = tmp_path / "qemu-plugin.h"
+    hdr.write_text(
+        "#include <stddef.h>\n#include <stdint.h>\n"
+        '#define QEMU_PLUGIN_EXPORT __attribute__((visibility("default")))\n'
+        "#define QEMU_PLUGIN_VERSION 1\n"
+        "typedef uint64_t qemu_plugin_id_t; typedef struct qemu_info_t qemu_info_t;\n"
+        "struct qemu_plugin_tb; struct qemu_plugin_insn;\n"
+        "enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS };\n"
+        "typedef void (*cb_t)(unsigned int, void *);\n"
+        "size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *);\n"
+        "struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *, size_t);\n"
+        "const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *);\n"
+        "size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *);\n"
+        "void qemu_plugin_register_vcpu_tb_exec_cb(struct qemu_plugin_tb *, cb_t,"
+        " enum qemu_plugin_cb_flags, void *);\n"
+        "void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *, cb_t,"
+        " enum qemu_plugin_cb_flags, void *);\n"
+        "void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t,"
+        " void (*)(qemu_plugin_id_t, struct qemu_plugin_tb *));\n"
+        "void qemu_plugin_register_atexit_cb(qemu_plugin_id_t,"
+        " void (*)(qemu_plugin_id_t, void *), void *);\n"
+    )
+    if subprocess.run(["which", "gcc"], capture_output=True).returncode:
+        pytest.skip("no gcc on this host")
+    proc = subprocess.run(
+        ["gcc", "-Wall", "-Werror", "-fsyntax-only", "-I", str(tmp_path), str(insncount.SOURCE)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
