@@ -194,6 +194,7 @@ class KernelUnderTest:
     source: str  # package and version, or tree
     features: dict[str, bool] = field(default_factory=dict)
     release: str = ""
+    tree: Path | None = None  # the source it was built from, when known
 
 
 def _resolve_exact(params: dict[str, Any], feats: dict[str, bool]) -> dict[str, Any]:
@@ -502,12 +503,36 @@ def _rotate(items: list[Boot], n: int) -> list[Boot]:
 HASH_LINE = re.compile(r"posixtimers hash table entries: (\d+) \(order: \d+, (\d+) bytes")
 
 
-def boot_facts(guest: Guest) -> dict[str, Any]:
+STATIC_HASH = re.compile(r"DEFINE_HASHTABLE\(posix_timers_hashtable,\s*(\d+)\)")
+HLIST_HEAD_BYTES = 8  # one pointer (64-bit kernels only here)
+
+
+def static_table(tree: Path | None) -> dict[str, Any] | None:
+    """6.12's hash: a static array declared in the source, not in the kernel log.
+
+    Without CONFIG_KALLSYMS_ALL the guest cannot name a data symbol, so the
+    size comes from the declaration in the tree the kernel was built from.
+    """
+    src = tree / "kernel" / "time" / "posix-timers.c" if tree else None
+    if src is None or not src.exists():
+        return None
+    if m := STATIC_HASH.search(src.read_text(errors="replace")):
+        buckets = 1 << int(m.group(1))
+        return {
+            "timer_table": f"static DEFINE_HASHTABLE(posix_timers_hashtable, {m.group(1)})",
+            "timer_hash_buckets": buckets,
+            "timer_table_bytes": buckets * HLIST_HEAD_BYTES,
+        }
+    return None
+
+
+def boot_facts(guest: Guest, tree: Path | None = None) -> dict[str, Any]:
     """What the booted kernel says about its sizing and its timer table.
 
     Upstream allocates its hash at boot and says so in the kernel log;
-    6.12's is a static array, sized from /proc/kallsyms (its address to the
-    next symbol's); the series has none.
+    6.12's is a static array (see :func:`static_table`); the series has
+    none.  A kernel given without its tree and without the log line is
+    recorded as "unknown", never as 0 bytes.
     """
     facts: dict[str, Any] = {}
     possible = guest.run("cat /sys/devices/system/cpu/possible", check=True).stdout.strip()
@@ -517,16 +542,13 @@ def boot_facts(guest: Guest) -> dict[str, Any]:
         facts["timer_table"] = "posixtimers hash (kernel log)"
         facts["timer_hash_buckets"] = int(m.group(1))
         facts["timer_table_bytes"] = int(m.group(2))
-        return facts
-    syms = guest.run("cat /proc/kallsyms", check=True).stdout.splitlines()
-    addrs = sorted((int(f[0], 16), f[2]) for f in (line.split() for line in syms) if len(f) >= 3)
-    for i, (addr, name) in enumerate(addrs):
-        if name == "posix_timers_hashtable" and addr and i + 1 < len(addrs):
-            facts["timer_table"] = "posix_timers_hashtable (static, /proc/kallsyms)"
-            facts["timer_table_bytes"] = addrs[i + 1][0] - addr
-            return facts
-    facts["timer_table"] = "none"
-    facts["timer_table_bytes"] = 0
+    elif (static := static_table(tree)) is not None:
+        facts.update(static)
+    elif tree is not None:
+        facts["timer_table"] = "none (no hash in the source)"
+        facts["timer_table_bytes"] = 0
+    else:
+        facts["timer_table"] = "unknown (no source tree given)"
     return facts
 
 
@@ -562,7 +584,7 @@ def run_kernel(
         guest, _ = vm.boot()
         record["accel"] = vm.accel.name if vm.accel else ""
         k.release = guest.run("uname -r", check=True).stdout.strip()
-        record["boot"] = boot_facts(guest)
+        record["boot"] = boot_facts(guest, k.tree)
         probe = guest.run(f"{shlex.quote(str(binary))} --probe", timeout=60)
         try:
             k.features = json.loads(probe.stdout.strip().splitlines()[-1])

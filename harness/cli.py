@@ -356,7 +356,7 @@ def bench_kernels(flavor: str) -> tuple[list[bench_mod.KernelUnderTest], str]:
             if t.label != "patched"
             else f"Debian {source.PINNED.package} {source.PINNED.version} + patches/"
         )
-        out.append(bench_mod.KernelUnderTest(t.label, kernel.image, label))
+        out.append(bench_mod.KernelUnderTest(t.label, kernel.image, label, tree=t.tree))
     return out, ",".join(sorted(digests))
 
 

@@ -54,17 +54,16 @@ def test_boot_facts_upstream_hash_from_the_kernel_log() -> None:
     assert (facts["timer_hash_buckets"], facts["timer_table_bytes"]) == (32768, 2097152)
 
 
-def test_boot_facts_612_static_table_from_kallsyms() -> None:
-    syms = (
-        "ffffffff82a00000 b other\n"
-        "ffffffff82a01000 b posix_timers_hashtable\n"
-        "ffffffff82a02000 b hash_lock\n"
-    )
-    g = FakeGuest({"/sys/devices/system/cpu/possible": "0-1", "dmesg": "", "/proc/kallsyms": syms})
-    facts = bench.boot_facts(g)  # type: ignore[arg-type]
-    assert facts["timer_table_bytes"] == 4096
-    g.out["/proc/kallsyms"] = "ffffffff82a00000 b other\n"
-    assert bench.boot_facts(g)["timer_table_bytes"] == 0  # type: ignore[arg-type]
+def test_boot_facts_612_static_table_from_the_source(tmp_path: Path) -> None:
+    src = tmp_path / "kernel" / "time"
+    src.mkdir(parents=True)
+    (src / "posix-timers.c").write_text("static DEFINE_HASHTABLE(posix_timers_hashtable, 9);\n")
+    g = FakeGuest({"/sys/devices/system/cpu/possible": "0-1", "dmesg": ""})
+    facts = bench.boot_facts(g, tmp_path)  # type: ignore[arg-type]
+    assert (facts["timer_hash_buckets"], facts["timer_table_bytes"]) == (512, 4096)
+    (src / "posix-timers.c").write_text("/* per-process xarray */\n")
+    assert bench.boot_facts(g, tmp_path)["timer_table_bytes"] == 0  # type: ignore[arg-type]
+    assert "timer_table_bytes" not in bench.boot_facts(g)  # type: ignore[arg-type]
 
 
 def test_plugin_source_compiles_against_its_api(tmp_path: Path) -> None:

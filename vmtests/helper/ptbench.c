@@ -1813,7 +1813,7 @@ static void named_json(struct json *j, struct delta_table *t,
 		       const struct slabinfo *names, long long n)
 {
 	const char *seen[ARRAY_SIZE(memory_named)] = { NULL };
-	long long *sum = xcalloc((size_t)t->reps, sizeof(long long)), med;
+	long long *sum = xcalloc((size_t)t->reps, sizeof(long long)), med, obj;
 	const char *c;
 	int i, k, r;
 
@@ -1837,15 +1837,15 @@ static void named_json(struct json *j, struct delta_table *t,
 	 * preallocates (object sizes of the caches they come from, merged or
 	 * not).  A per-timer figure below this is slab noise, not a result.
 	 */
-	for (i = 0, med = 0; i < 3; i += 2) {
+	for (i = 0, obj = 0; i < 3; i += 2) {
 		const struct slab *o = slab_find(names, memory_named[i]);
 
 		c = o ? NULL : slab_merged_into(names, memory_named[i]);
 		if (c)
 			o = slab_find(names, c);
-		med += o ? o->objsize : 0;
+		obj += o ? o->objsize : 0;
 	}
-	j_int(j, "timer_object_bytes", med);
+	j_int(j, "timer_object_bytes", obj);
 	j_dbl(j, "timer_caches_bytes_per_timer", (double)med / (double)n);
 	free(sum);
 }
