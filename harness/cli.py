@@ -425,6 +425,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.readme:
+        for path in report.render_readme():
+            print(f"README: benchmark block rendered from {path.relative_to(REPO)}")
+        return 0
     out_dir = Path(args.results_dir)
     results = json.loads((out_dir / "results.json").read_text())
     if "summary" not in results:
@@ -622,6 +626,11 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="results directory (default: results/bench)")
     sp = add("report", cmd_report, "re-render reports from a bench results.json")
     sp.add_argument("--results-dir", default=str(REPO / "results" / "bench"))
+    sp.add_argument(
+        "--readme",
+        action="store_true",
+        help="re-render the README's benchmark blocks from the results files they name",
+    )
     sp = add("criu-table", cmd_criu_table, "the real-CRIU matrix of a test run as a table")
     sp.add_argument(
         "--results", default=str(REPO / "results"), help="where ./ptimers test left its results"

@@ -334,6 +334,37 @@ def write_comparison(results: dict[str, Any], out_dir: Path) -> Path:
     For runs on kernels given with --kernel, which the three-kernel reports
     do not know; every figure comes from results.json next to it.
     """
+    path = out_dir / "compare.md"
+    path.write_text(comparison_text(results))
+    return path
+
+
+def readme_block(results: dict[str, Any]) -> str:
+    """A README block: the three-kernel report, or the comparison of given kernels.
+
+    The heading of the rendered page is dropped; the README has its own.
+    """
+    bases = {k.get("base", label) for label, k in results["kernels"].items()}
+    if "summary" not in results:
+        from .bench import summarize
+
+        results["summary"] = summarize(results)
+    text = render(results, "bench.md.j2") if bases == set(KERNELS) else comparison_text(results)
+    return text.split("\n", 2)[2] if text.startswith("# ") else text
+
+
+def render_readme(readme: Path | None = None) -> list[Path]:
+    """Re-render the README's ``bench`` blocks from the results files they name."""
+    from . import readmeblocks
+
+    root = Path(__file__).resolve().parent.parent
+    return readmeblocks.rerender(
+        readme or root / "README.md", root, "bench", readme_block, "benchmark"
+    )
+
+
+def comparison_text(results: dict[str, Any]) -> str:
+    """The comparison table of :func:`write_comparison`."""
     meta = results["meta"]
     labels = list(results["kernels"])
     lines = [
@@ -347,7 +378,11 @@ def write_comparison(results: dict[str, Any], out_dir: Path) -> Path:
     for label in labels:
         k = results["kernels"][label]
         lines.append(f"- {label}: {k.get('release', '?')} ({k.get('source', '')})")
-    ratio_keys = [f"patched/{o}" for o in labels if o != "patched"]
+    from .bench import sibling
+
+    ratio_keys = [
+        f"{base}/{o}" for o in labels if (base := sibling(o, "patched", results)) and base != o
+    ]
     lines += [
         "",
         "| case | metric | " + " | ".join(labels) + " | " + " | ".join(ratio_keys) + " |",
@@ -368,6 +403,4 @@ def write_comparison(results: dict[str, Any], out_dir: Path) -> Path:
             )
         ratios = [f"{s['ratios'][k]:.2f}x" if k in s["ratios"] else "-" for k in ratio_keys]
         lines.append(f"| {row} | {s['metric']} | " + " | ".join(cells + ratios) + " |")
-    path = out_dir / "compare.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return "\n".join(lines) + "\n"
