@@ -45,6 +45,9 @@ class Case:
     needs: str = ""  # "flag" | "prctl" | "" (probed per kernel)
     lower_is_better: bool = True
     extra: tuple[str, ...] = ()  # further fields summarised like the metric
+    # ptbench's instruction window whose count per operation goes beside
+    # the metric ("" for cases that time no loop of syscalls)
+    window: str = ""
 
     def argv(self) -> str:
         args = " ".join(f"{k}={v}" for k, v in self.params.items())
@@ -57,7 +60,7 @@ def cases(scale: float = 1.0, vcpus: int = 2) -> list[Case]:
     def n(x: int) -> int:
         return max(10, int(x * scale))
 
-    out = [Case("a.pairs", "pairs", {"n": n(100_000)}, "ns_per_pair")]
+    out = [Case("a.pairs", "pairs", {"n": n(100_000)}, "ns_per_pair", window="pairs")]
     # The same loop with the cursor placed by an exact create: an xarray's
     # per-pair cost depends on the tree's height at the cursor.
     for label, start in PAIR_DEPTHS:
@@ -68,6 +71,7 @@ def cases(scale: float = 1.0, vcpus: int = 2) -> list[Case]:
                 {"n": n(20_000), "start": start, "exact": "auto"},
                 "ns_per_pair",
                 needs="exact",
+                window="pairs",
             )
         )
     for how in ("flag", "prctl"):
@@ -101,6 +105,7 @@ def cases(scale: float = 1.0, vcpus: int = 2) -> list[Case]:
                 "lookup",
                 {"n": n(count), "lookups": n(200_000)},
                 "ns_per_lookup",
+                window="lookups",
             )
         )
     out.append(
@@ -162,6 +167,7 @@ def tglx_cases(n: Any, vcpus: int) -> list[Case]:
                 {"n": n(count)},
                 "getoverrun_ns",
                 extra=("create_ns",),
+                window="getoverrun",
             )
         )
     for t in (vcpus, 4 * vcpus):
@@ -253,6 +259,7 @@ def failures(results: dict[str, Any]) -> list[str]:
     job once reported 0 B per timer for upstream) and fails too.
     """
     metric = {c["name"]: c["metric"] for c in results["cases"]}
+    window = {c["name"]: c.get("window", "") for c in results["cases"]}
     out = []
     for r in results["rounds"]:
         where = f"round {r['round'] + 1}, {r['kernel']}"
@@ -265,7 +272,11 @@ def failures(results: dict[str, Any]) -> list[str]:
             if "error" in data or not isinstance(value, (int, float)):
                 why = data.get("error") or f"no {metric.get(name)} in {sorted(data)}"
                 out.append(f"{where}, {name}: {why}")
-            elif r.get("mode") == "insns" and not isinstance(data.get("insns_per_op"), float):
+            elif (
+                r.get("mode") == "insns"
+                and window.get(name)
+                and not isinstance(data.get("insns_per_op"), float)
+            ):
                 out.append(f"{where}, {name}: no instruction count: {data.get('insns_error')}")
             elif (floor := data.get("timer_object_bytes")) and value < floor:
                 out.append(
@@ -409,6 +420,7 @@ def bench(
     only: list[str] | None = None,
     sizings: tuple[int, ...] = (64, 2),
     insn_rounds: int = 2,
+    profile: bool = False,
 ) -> dict[str, Any]:
     """Run every case on every kernel for ``rounds`` rounds; write results.json.
 
@@ -417,7 +429,8 @@ def bench(
     the headline: a server's count, which sizes upstream's hash table).
     ``insn_rounds``: of the first sizing, that many extra boots per kernel
     with the instruction-counting plugin (counts barely move between runs;
-    two show by how much); 0 without the plugin.
+    two show by how much); 0 without the plugin.  ``profile``: those boots
+    also attribute each loop's instructions to the guest kernel's functions.
     """
     binary = helper_mod.build("ptbench")
     plugin = insncount.build() if insn_rounds else None
@@ -430,6 +443,7 @@ def bench(
             "host_kernel": platform.release(),
             "rounds": rounds,
             "insn_rounds": insn_rounds,
+            "profile": profile,
             "scale": scale,
             "vcpus": cpus,
             "possible_cpus": sizings[0],
@@ -459,6 +473,7 @@ def bench(
                 "metric": c.metric,
                 "needs": c.needs,
                 "extra": list(c.extra),
+                "window": c.window,
             }
             for c in matrix
         ],
@@ -479,7 +494,7 @@ def bench(
             mode = "insns" if b.insns else "time"
             print(f"round {rnd + 1}/{rounds}: {b.label} ({mode})", flush=True)
             workdir = out_dir / f"guest-{b.label}{'-insns' if b.insns else ''}"
-            record = run_kernel(b, binary, matrix, workdir, cpus, memory, plugin)
+            record = run_kernel(b, binary, matrix, workdir, cpus, memory, plugin, profile)
             record["round"] = rnd
             record["mode"] = mode
             results["rounds"].append(record)
@@ -560,6 +575,7 @@ def run_kernel(
     cpus: int,
     memory: str,
     plugin: Path | None = None,
+    profile: bool = False,
 ) -> dict[str, Any]:
     """Boot one kernel and run the whole matrix once (counting instructions if asked)."""
     k = b.kernel
@@ -571,7 +587,7 @@ def run_kernel(
     if b.insns:
         if plugin is None:
             raise HarnessError("an instruction-counting boot needs the insncount plugin")
-        qemu_opts = ["-plugin", f"{plugin},out={counts}"]
+        qemu_opts = ["-plugin", f"{plugin},out={counts}" + (",profile=on" if profile else "")]
     vm = VirtmeVM(
         k.image,
         workdir,
@@ -585,6 +601,9 @@ def run_kernel(
         record["accel"] = vm.accel.name if vm.accel else ""
         k.release = guest.run("uname -r", check=True).stdout.strip()
         record["boot"] = boot_facts(guest, k.tree)
+        syms = None
+        if b.insns and profile:
+            syms = insncount.Symbols(guest.run("cat /proc/kallsyms", check=True).stdout)
         probe = guest.run(f"{shlex.quote(str(binary))} --probe", timeout=60)
         try:
             k.features = json.loads(probe.stdout.strip().splitlines()[-1])
@@ -599,8 +618,9 @@ def run_kernel(
                 data = {"error": exc.message}
             data["wall_seconds"] = round(time.monotonic() - start, 2)
             if b.insns and "skipped" not in data:
-                windows = insncount.read(counts)
-                insncount.attach(data, windows[seen:])
+                windows = insncount.read_profiles(counts)
+                new = windows[seen:]
+                insncount.attach(data, case.window, [n for n, _ in new], [p for _, p in new], syms)
                 seen = len(windows)
             record["cases"][case.name] = data
             status = data.get("error") or data.get("skipped") or data.get(case.metric)

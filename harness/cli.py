@@ -409,6 +409,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             only=args.cases,
             sizings=tuple(args.possible_cpus),
             insn_rounds=args.insn_rounds,
+            profile=args.profile,
         )
     if {k.get("base", label) for label, k in results["kernels"].items()} == set(report.KERNELS):
         written = report.write_reports(results, out_dir)
@@ -548,7 +549,7 @@ def cmd_main(args: argparse.Namespace) -> int:
     # `series export` renders the cover letter from).
     args.rounds, args.scale = 1, 0.25
     # One sizing (a server's possible CPUs) and one counted round
-    args.possible_cpus, args.insn_rounds = [64], 1
+    args.possible_cpus, args.insn_rounds, args.profile = [64], 1, False
     args.out = str(REPO / "results" / "main-bench")
     # The benchmark's own options main does not have: every case, and the
     # three kernels it builds (main's --kernel are bzImages for the tests).
@@ -622,6 +623,11 @@ def parser() -> argparse.ArgumentParser:
         default=2,
         help="extra boots per kernel counting guest instructions with the QEMU plugin "
         "(default 2; 0: none)",
+    )
+    sp.add_argument(
+        "--profile",
+        action="store_true",
+        help="the counting boots also attribute each loop's instructions to kernel functions",
     )
     sp.add_argument("--out", help="results directory (default: results/bench)")
     sp = add("report", cmd_report, "re-render reports from a bench results.json")

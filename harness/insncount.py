@@ -31,6 +31,8 @@ SOURCE = Path(__file__).parent / "qemu" / "insncount.c"
 SECURITY = "http://deb.debian.org/debian-security"
 HEADER = "include/qemu/qemu-plugin.h"
 WINDOW = re.compile(r"^window (\d+) (\d+)$")
+TB = re.compile(r"^tb ([0-9a-f]+) (\d+)$")
+TOP_FUNCTIONS = 25
 
 
 def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
@@ -127,32 +129,97 @@ def build() -> Path:
 
 def read(path: Path) -> list[int]:
     """The instruction counts of the windows closed so far, in order."""
-    counts = []
+    return [n for n, _ in read_profiles(path)]
+
+
+def read_profiles(path: Path) -> list[tuple[int, dict[int, int]]]:
+    """Each closed window's count and (with profile=on) instructions per block address."""
+    out: list[tuple[int, dict[int, int]]] = []
     for line in path.read_text().splitlines():
-        if m := WINDOW.match(line.strip()):
-            counts.append(int(m.group(2)))
-    return counts
+        line = line.strip()
+        if m := WINDOW.match(line):
+            out.append((int(m.group(2)), {}))
+        elif (m := TB.match(line)) and out:
+            pc = int(m.group(1), 16)
+            out[-1][1][pc] = out[-1][1].get(pc, 0) + int(m.group(2))
+    return out
 
 
-def attach(data: dict[str, Any], counts: list[int]) -> None:
+class Symbols:
+    """Guest kernel text symbols (from /proc/kallsyms) for block addresses.
+
+    The kernels are built without KASLR, so the addresses the plugin sees
+    are the ones the running kernel lists.
+    """
+
+    def __init__(self, kallsyms: str) -> None:
+        syms = []
+        for line in kallsyms.splitlines():
+            f = line.split()
+            if len(f) >= 3 and f[1] in "tTwW":
+                syms.append((int(f[0], 16), f[2]))
+        syms.sort()
+        self.addrs = [a for a, _ in syms]
+        self.names = [n for _, n in syms]
+
+    def name(self, pc: int) -> str:
+        import bisect
+
+        if pc < 1 << 63:
+            return "(user space)"
+        i = bisect.bisect_right(self.addrs, pc) - 1
+        return self.names[i] if i >= 0 and self.addrs[i] else "(kernel, unknown)"
+
+
+def functions(blocks: dict[int, int], syms: Symbols, ops: int) -> list[list[Any]]:
+    """Instructions per operation by function, largest first (top entries and the rest)."""
+    per: dict[str, int] = {}
+    for pc, n in blocks.items():
+        name = syms.name(pc)
+        per[name] = per.get(name, 0) + n
+    ranked = sorted(per.items(), key=lambda kv: -kv[1])
+    top = [[name, round(n / ops, 1)] for name, n in ranked[:TOP_FUNCTIONS]]
+    rest = sum(n for _, n in ranked[TOP_FUNCTIONS:])
+    if rest:
+        top.append(["(others)", round(rest / ops, 1)])
+    return top
+
+
+def attach(
+    data: dict[str, Any],
+    metric_window: str,
+    counts: list[int],
+    blocks: list[dict[int, int]] | None = None,
+    syms: Symbols | None = None,
+) -> None:
     """Give a ptbench result its windows' counts.
 
-    ``insns_per_op`` is the last window's: ptbench closes the window of
-    the case's metric last (``create_getoverrun`` counts create, then
-    getoverrun).  A mismatch between the windows ptbench reports and the
-    counts the plugin wrote leaves ``insns_error`` instead of a number.
+    With ``blocks`` (profile=on) and the guest's symbols, each window also
+    gets its instructions per operation by kernel function.
+    ``insns_per_op`` is that of ``metric_window``, the loop behind the
+    case's metric (``create_getoverrun`` counts "create", then
+    "getoverrun"); none for a case without one.  A mismatch between the
+    windows ptbench reports and the counts the plugin wrote, or a missing
+    metric window, leaves ``insns_error`` instead of a number.
     """
     windows = data.get("windows", [])
     if "error" in data:
         return
-    if not windows or len(windows) != len(counts):
+    if len(windows) != len(counts) or (metric_window and not windows):
         data["insns_error"] = (
             f"ptbench reported {len(windows)} window(s), the plugin counted {len(counts)}"
         )
         return
     per: dict[str, Any] = {}
-    for w, n in zip(windows, counts, strict=True):
+    for i, (w, n) in enumerate(zip(windows, counts, strict=True)):
         ops = int(w["ops"]) or 1
         per[w["name"]] = {"ops": ops, "insns": n, "insns_per_op": n / ops}
+        if blocks and syms and i < len(blocks) and blocks[i]:
+            per[w["name"]]["functions"] = functions(blocks[i], syms, ops)
     data["insns"] = per
-    data["insns_per_op"] = float(per[windows[-1]["name"]]["insns_per_op"])
+    if not metric_window:
+        return
+    if metric_window not in per:
+        data["insns_error"] = f"ptbench reported no {metric_window!r} window: {sorted(per)}"
+        return
+    data["insns_per_op"] = float(per[metric_window]["insns_per_op"])

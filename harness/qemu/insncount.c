@@ -20,8 +20,13 @@
  *
  * Each closed window appends one line to the file named by out=PATH:
  *   "window SEQ INSNS\n"
+ * With profile=on, followed by one line per translation block executed in
+ * the window, "tb PC INSNS\n" (the block's guest start address and the
+ * instructions it contributed), for attributing a loop's instructions to
+ * the guest kernel's functions.  Profiling costs an atomic add per block.
  * Built against qemu-plugin.h from Debian's QEMU source package (API 1).
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +47,18 @@ static struct {
 	uint64_t insns;
 	uint8_t pad[56];
 } counters[MAX_VCPUS];
+
+/* profile=on: every translated block, to report per-block counts */
+struct tb_prof {
+	uint64_t pc;
+	uint64_t n;
+	uint64_t execs;		/* executions inside the window */
+	struct tb_prof *next;
+};
+
+static struct tb_prof *prof_list;
+static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
+static int profile;
 
 static uint64_t window_start;
 static uint64_t window_seq;
@@ -65,19 +82,42 @@ static void tb_exec(unsigned int vcpu, void *udata)
 	__atomic_store_n(c, *c + (uintptr_t)udata, __ATOMIC_RELAXED);
 }
 
+static void tb_exec_prof(unsigned int vcpu, void *udata)
+{
+	struct tb_prof *p = udata;
+	uint64_t *c = &counters[vcpu % MAX_VCPUS].insns;
+
+	__atomic_store_n(c, *c + p->n, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&window_open, __ATOMIC_RELAXED))
+		__atomic_fetch_add(&p->execs, 1, __ATOMIC_RELAXED);
+}
+
 static void on_begin(unsigned int vcpu, void *udata)
 {
 	window_start = total();
-	window_open = 1;
+	__atomic_store_n(&window_open, 1, __ATOMIC_RELAXED);
 }
 
 static void on_end(unsigned int vcpu, void *udata)
 {
-	if (!window_open)
+	if (!__atomic_load_n(&window_open, __ATOMIC_RELAXED))
 		return;
-	window_open = 0;
+	__atomic_store_n(&window_open, 0, __ATOMIC_RELAXED);
 	fprintf(out, "window %llu %llu\n", (unsigned long long)++window_seq,
 		(unsigned long long)(total() - window_start));
+	if (profile) {
+		struct tb_prof *p;
+
+		pthread_mutex_lock(&prof_lock);
+		for (p = prof_list; p; p = p->next) {
+			uint64_t execs = __atomic_exchange_n(&p->execs, 0, __ATOMIC_RELAXED);
+
+			if (execs)
+				fprintf(out, "tb %llx %llu\n", (unsigned long long)p->pc,
+					(unsigned long long)(execs * p->n));
+		}
+		pthread_mutex_unlock(&prof_lock);
+	}
 	fflush(out);
 }
 
@@ -91,8 +131,22 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
 	size_t n = qemu_plugin_tb_n_insns(tb), i;
 
-	qemu_plugin_register_vcpu_tb_exec_cb(tb, tb_exec, QEMU_PLUGIN_CB_NO_REGS,
-					     (void *)(uintptr_t)n);
+	if (profile) {
+		struct tb_prof *p = calloc(1, sizeof(*p));
+
+		if (!p)
+			abort();
+		p->pc = qemu_plugin_tb_vaddr(tb);
+		p->n = n;
+		pthread_mutex_lock(&prof_lock);
+		p->next = prof_list;
+		prof_list = p;
+		pthread_mutex_unlock(&prof_lock);
+		qemu_plugin_register_vcpu_tb_exec_cb(tb, tb_exec_prof, QEMU_PLUGIN_CB_NO_REGS, p);
+	} else {
+		qemu_plugin_register_vcpu_tb_exec_cb(tb, tb_exec, QEMU_PLUGIN_CB_NO_REGS,
+						     (void *)(uintptr_t)n);
+	}
 	for (i = 0; i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
 
@@ -123,6 +177,8 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 			path = argv[i] + 4;
 		else if (!strncmp(argv[i], "arg=out=", 8))
 			path = argv[i] + 8;
+		else if (!strcmp(argv[i], "profile=on"))
+			profile = 1;
 	}
 	if (!path) {
 		fprintf(stderr, "insncount: give out=PATH\n");

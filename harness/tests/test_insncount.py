@@ -17,18 +17,27 @@ def test_windows_are_read_in_order(tmp_path: Path) -> None:
     assert insncount.read(out) == [6003927, 5985207, 12]
 
 
-def test_the_metric_window_is_the_last_one() -> None:
+def test_the_metric_window_is_the_named_one() -> None:
     data: dict[str, Any] = {
         "windows": [{"name": "create", "ops": 5000}, {"name": "getoverrun", "ops": 5000}]
     }
-    insncount.attach(data, [11_006_098, 1_700_087])
+    insncount.attach(data, "getoverrun", [11_006_098, 1_700_087])
     assert data["insns"]["create"]["insns"] == 11_006_098
     assert data["insns_per_op"] == 1_700_087 / 5000
+    wrong: dict[str, Any] = {"windows": [{"name": "create", "ops": 1}]}
+    insncount.attach(wrong, "workers", [5])
+    assert "insns_per_op" not in wrong and "no 'workers' window" in wrong["insns_error"]
+
+
+def test_a_case_without_a_loop_has_no_count_and_no_error() -> None:
+    data: dict[str, Any] = {"windows": []}
+    insncount.attach(data, "", [])
+    assert "insns_per_op" not in data and "insns_error" not in data
 
 
 def test_a_window_the_plugin_did_not_count_is_an_error_not_a_number() -> None:
     data: dict[str, Any] = {"windows": [{"name": "pairs", "ops": 2000}]}
-    insncount.attach(data, [])
+    insncount.attach(data, "pairs", [])
     assert "insns_per_op" not in data
     assert data["insns_error"] == "ptbench reported 1 window(s), the plugin counted 0"
 
@@ -78,6 +87,7 @@ def test_plugin_source_compiles_against_its_api(tmp_path: Path) -> None:
         "enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS };\n"
         "typedef void (*cb_t)(unsigned int, void *);\n"
         "size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *);\n"
+        "uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *);\n"
         "struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *, size_t);\n"
         "const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *);\n"
         "size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *);\n"
@@ -98,3 +108,26 @@ def test_plugin_source_compiles_against_its_api(tmp_path: Path) -> None:
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_profile_lines_attribute_instructions_to_functions(tmp_path: Path) -> None:
+    out = tmp_path / "insns.txt"
+    out.write_text(
+        "window 1 1000\n"
+        "tb ffffffff81000010 600\ntb ffffffff81000100 300\ntb 401000 100\n"
+        "window 2 50\n"
+    )
+    windows = insncount.read_profiles(out)
+    assert [n for n, _ in windows] == [1000, 50]
+    syms = insncount.Symbols(
+        "ffffffff81000000 T posix_timer_add\nffffffff81000080 t xas_store\n"
+        "ffffffff81000090 d some_data\n"
+    )
+    data: dict[str, Any] = {"windows": [{"name": "pairs", "ops": 10}, {"name": "x", "ops": 1}]}
+    insncount.attach(data, "pairs", [n for n, _ in windows], [p for _, p in windows], syms)
+    assert data["insns"]["pairs"]["functions"] == [
+        ["posix_timer_add", 60.0],
+        ["xas_store", 30.0],
+        ["(user space)", 10.0],
+    ]
+    assert "functions" not in data["insns"]["x"]

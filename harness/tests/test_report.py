@@ -82,6 +82,7 @@ def fake_results() -> dict[str, Any]:
                 "metric": c.metric,
                 "needs": c.needs,
                 "extra": list(c.extra),
+                "window": c.window,
             }
             for c in matrix
         ],
