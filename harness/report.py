@@ -305,6 +305,9 @@ def render(results: dict[str, Any], template: str) -> str:
             rows=rows(results),
             sizings=[(sfx, rows(results, sfx)) for sfx in suffixes(results)[1:]],
             tglx=tglx_rows(results),
+            pairs_n=next(
+                (c["params"].get("n") for c in results["cases"] if c["name"] == "a.pairs"), "?"
+            ),
             reference=reference_notes(),
             kernels=KERNELS,
             lookup_svg=lookup_plot(results),
@@ -345,10 +348,9 @@ def readme_block(results: dict[str, Any]) -> str:
     The heading of the rendered page is dropped; the README has its own.
     """
     bases = {k.get("base", label) for label, k in results["kernels"].items()}
-    if "summary" not in results:
-        from .bench import summarize
+    from .bench import summarize
 
-        results["summary"] = summarize(results)
+    results["summary"] = summarize(results)  # derived data: from the raw rounds
     text = render(results, "bench.md.j2") if bases == set(KERNELS) else comparison_text(results)
     return text.split("\n", 2)[2] if text.startswith("# ") else text
 
