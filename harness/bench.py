@@ -171,14 +171,20 @@ def tglx_cases(n: Any, vcpus: int) -> list[Case]:
             )
         )
     for t in (vcpus, 4 * vcpus):
-        out += [
-            Case(
-                f"t.create.{t}threads", "create_many", {"n": n(20_000), "threads": t}, "elapsed_ns"
-            ),
-            Case(f"t.create.{t}procs", "create_many", {"n": n(20_000), "procs": t}, "elapsed_ns"),
-            Case(f"t.churn.{t}threads", "churn", {"iters": n(100_000), "threads": t}, "elapsed_ns"),
-            Case(f"t.churn.{t}procs", "churn", {"iters": n(100_000), "procs": t}, "elapsed_ns"),
-        ]
+        for what, case, count, size in (
+            ("create", "create_many", "n", 20_000),
+            ("churn", "churn", "iters", 100_000),
+        ):
+            for kind in ("threads", "procs"):
+                out.append(
+                    Case(
+                        f"t.{what}.{t}{kind}",
+                        case,
+                        {count: n(size), kind: t},
+                        "elapsed_ns",
+                        window="workers",
+                    )
+                )
     return out
 
 

@@ -464,7 +464,7 @@ def cmd_series(args: argparse.Namespace) -> int:
         if args.tree is None:
             raise HarnessError("series export needs --tree (the git tree with the series branch)")
         tests_dir = Path(args.tests) if args.tests else None
-        description = coverletter.render(tests_dir=tests_dir)
+        description = coverletter.render(results_path=args.bench, tests_dir=tests_dir)
         files = series.export(source.user_tree(args.tree), args.branch, description)
         for f in files:
             print(f)
@@ -647,6 +647,12 @@ def parser() -> argparse.ArgumentParser:
     sp = add("series", cmd_series, "export, apply or check the patch series")
     sp.add_argument("action", choices=["export", "apply", "check"])
     sp.add_argument("--tree", type=Path, help="git tree holding the series branch (export)")
+    sp.add_argument(
+        "--bench",
+        type=Path,
+        help="benchmark results.json the cover letter quotes (export; default: "
+        "bench-data/bench/results.json, written by ./ptimers bench --out bench-data/bench)",
+    )
     sp.add_argument(
         "--tests",
         type=Path,

@@ -131,3 +131,17 @@ def test_profile_lines_attribute_instructions_to_functions(tmp_path: Path) -> No
         ["(user space)", 10.0],
     ]
     assert "functions" not in data["insns"]["x"]
+
+
+def test_every_loop_case_names_its_window() -> None:
+    """Cases whose ptbench case brackets a loop must say which window is theirs.
+
+    (An edit once left the t.* cases without one, and their instruction
+    counts silently went missing.)
+    """
+    looped = {"pairs", "lookup", "create_getoverrun", "create_many", "churn"}
+    for case in bench.cases(1.0, 2):
+        if case.case in looped:
+            assert case.window, case.name
+        else:
+            assert not case.window, case.name
