@@ -171,10 +171,11 @@ def tglx_cases(n: Any, vcpus: int) -> list[Case]:
             )
         )
     for t in (vcpus, 4 * vcpus):
-        for what, case, count, size in (
+        shapes: tuple[tuple[str, str, str, int], ...] = (
             ("create", "create_many", "n", 20_000),
             ("churn", "churn", "iters", 100_000),
-        ):
+        )
+        for what, case, count, size in shapes:
             for kind in ("threads", "procs"):
                 out.append(
                     Case(
