@@ -175,13 +175,13 @@ def tglx_cases(n: Any, vcpus: int) -> list[Case]:
             ("create", "create_many", "n", 20_000),
             ("churn", "churn", "iters", 100_000),
         )
-        for what, case, count, size in shapes:
+        for what, case, key, size in shapes:
             for kind in ("threads", "procs"):
                 out.append(
                     Case(
                         f"t.{what}.{t}{kind}",
                         case,
-                        {count: n(size), kind: t},
+                        {key: n(size), kind: t},
                         "elapsed_ns",
                         window="workers",
                     )
