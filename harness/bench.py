@@ -111,38 +111,51 @@ def cases(scale: float = 1.0, vcpus: int = 2) -> list[Case]:
     out.append(
         Case("d.neighbour", "neighbour", {"hold": n(60_000), "lookups": n(200_000)}, "ratio")
     )
-    # Memory: slab deltas of a few hundred objects drown in SLUB's per-CPU
-    # slabs, so these sizes do not shrink with --scale (they take well
-    # under a second each); 5 repetitions, median.
-    mem = {"reps": 5}
+    # Memory: the slab delta of a few thousand objects is within SLUB's
+    # per-CPU slack (and upstream's per-CPU sheaves), so each pattern is
+    # built in several processes at once and these sizes do not shrink
+    # with --scale; 3 repetitions, median.  Offset and sparse layouts need
+    # exact creates (6.12's legacy loop would take millions of pairs, and
+    # its per-timer cost does not depend on the IDs).
+    mem = {"reps": 3}
     out += [
         Case(
             "e.memory.dense",
             "memory",
-            {"pattern": "dense", "n": 10_000, **mem},
+            {"pattern": "dense", "n": 10_000, "procs": 4, **mem},
             "timer_caches_bytes_per_timer",
         ),
         Case(
             "e.memory.churn",
             "memory",
-            {"pattern": "churn", "n": 10_000, **mem},
+            {"pattern": "churn", "n": 10_000, "procs": 4, **mem},
             "timer_caches_bytes_per_timer",
         ),
         # Upstream's example: 2048 timers 512 IDs apart
         Case(
             "e.memory.offset",
             "memory",
-            {"pattern": "offset", "n": 2048, "offset": 512, "exact": "auto", **mem},
+            {"pattern": "offset", "n": 2048, "offset": 512, "exact": "auto", "procs": 16, **mem},
             "timer_caches_bytes_per_timer",
+            needs="exact",
         ),
         Case(
             "e.memory.sparse",
             "memory",
-            {"pattern": "sparse", "n": 1000, "span": 1_000_000, "exact": "auto", **mem},
+            {
+                "pattern": "sparse",
+                "n": 1000,
+                "span": 1_000_000,
+                "exact": "auto",
+                "procs": 16,
+                **mem,
+            },
             "timer_caches_bytes_per_timer",
+            needs="exact",
         ),
     ]
-    out += tglx_cases(n, vcpus)
+    # His sizes: the t.* cases do not shrink with --scale either
+    out += tglx_cases(vcpus)
     out += [
         Case("f.proc_read", "proc_read", {"n": n(10_000), "reads": 10}, "ns_per_read"),
         Case("f.exit", "exit", {"n": n(100_000)}, "exit_ns"),
@@ -150,7 +163,7 @@ def cases(scale: float = 1.0, vcpus: int = 2) -> list[Case]:
     return out
 
 
-def tglx_cases(n: Any, vcpus: int) -> list[Case]:
+def tglx_cases(vcpus: int) -> list[Case]:
     """The 2025 hash rework's benchmark, in shape (commit 1535cb80286e).
 
     One process creating N timers then calling timer_getoverrun() on each;
@@ -164,7 +177,7 @@ def tglx_cases(n: Any, vcpus: int) -> list[Case]:
             Case(
                 f"t.getoverrun.{count // 1000}k",
                 "create_getoverrun",
-                {"n": n(count)},
+                {"n": count},
                 "getoverrun_ns",
                 extra=("create_ns",),
                 window="getoverrun",
@@ -181,7 +194,7 @@ def tglx_cases(n: Any, vcpus: int) -> list[Case]:
                     Case(
                         f"t.{what}.{t}{kind}",
                         case,
-                        {key: n(size), kind: t},
+                        {key: size, kind: t},
                         "elapsed_ns",
                         window="workers",
                     )
@@ -257,6 +270,11 @@ def _stats(values: list[float]) -> dict[str, Any]:
     }
 
 
+# A memory figure may fall short of the object floor by rounding and by a
+# few objects of slab slack spread over thousands of timers, not more.
+FLOOR_SHARE = 0.98
+
+
 def failures(results: dict[str, Any]) -> list[str]:
     """Every case run that failed: an error, no value, or a value that cannot be true.
 
@@ -285,10 +303,11 @@ def failures(results: dict[str, Any]) -> list[str]:
                 and not isinstance(data.get("insns_per_op"), float)
             ):
                 out.append(f"{where}, {name}: no instruction count: {data.get('insns_error')}")
-            elif (floor := data.get("timer_object_bytes")) and value < floor:
+            elif (floor := data.get("timer_object_bytes")) and value < FLOOR_SHARE * floor:
                 out.append(
-                    f"{where}, {name}: {value:.0f} B per timer is less than a timer "
-                    f"and its sigqueue ({floor} B): slab noise, not a measurement"
+                    f"{where}, {name}: {value:.1f} B per timer is less than a timer object "
+                    f"with its separate sigqueue, if any ({floor} B): slab noise, not a "
+                    "measurement"
                 )
     return out
 
@@ -312,6 +331,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         per_kernel: dict[str, Any] = {}
         extra: dict[str, dict[str, Any]] = {}
         insns: dict[str, Any] = {}
+        windows: dict[str, dict[str, Any]] = {}
         for label in results["kernels"]:
             timed = [
                 r["cases"][name]
@@ -335,6 +355,15 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             counted_f = [float(v) for v in counted if isinstance(v, (int, float))]
             if counted_f:
                 insns[label] = _stats(counted_f)
+            # Every window's count per operation (e.g. "create" beside
+            # "getoverrun"), for phases other than the metric's
+            per_window: dict[str, list[float]] = {}
+            for r in results["rounds"]:
+                if r["kernel"] == label and r.get("mode") == "insns" and name in r["cases"]:
+                    for w, v in r["cases"][name].get("insns", {}).items():
+                        per_window.setdefault(w, []).append(float(v["insns_per_op"]))
+            for w, vals in per_window.items():
+                windows.setdefault(w, {})[label] = _stats(vals)
         ratios: dict[str, float] = {}
         insn_ratios: dict[str, float] = {}
         for other in results["kernels"]:
@@ -354,6 +383,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             "extra": extra,
             "insns": insns,
             "insn_ratios": insn_ratios,
+            "insns_by_window": windows,
         }
     fixed_costs(results, summary)
     derive(results, summary)
@@ -558,6 +588,22 @@ def static_table(tree: Path | None) -> dict[str, Any] | None:
     return None
 
 
+def _allocates_hash(tree: Path) -> bool:
+    src = tree / "kernel" / "time" / "posix-timers.c"
+    return src.exists() and 'alloc_large_system_hash("posixtimers"' in src.read_text(
+        errors="replace"
+    )
+
+
+def cpulist_count(text: str) -> int:
+    """CPUs in a sysfs cpulist such as "0-63" or "0,2-3"."""
+    count = 0
+    for part in text.strip().split(","):
+        lo, _, hi = part.partition("-")
+        count += int(hi or lo) - int(lo) + 1
+    return count
+
+
 def boot_facts(guest: Guest, tree: Path | None = None) -> dict[str, Any]:
     """What the booted kernel says about its sizing and its timer table.
 
@@ -576,6 +622,8 @@ def boot_facts(guest: Guest, tree: Path | None = None) -> dict[str, Any]:
         facts["timer_table_bytes"] = int(m.group(2))
     elif (static := static_table(tree)) is not None:
         facts.update(static)
+    elif tree is not None and _allocates_hash(tree):
+        facts["timer_table"] = "unknown (allocated at boot, but no kernel log line)"
     elif tree is not None:
         facts["timer_table"] = "none (no hash in the source)"
         facts["timer_table_bytes"] = 0
@@ -618,6 +666,12 @@ def run_kernel(
         record["accel"] = vm.accel.name if vm.accel else ""
         k.release = guest.run("uname -r", check=True).stdout.strip()
         record["boot"] = boot_facts(guest, k.tree)
+        possible = cpulist_count(record["boot"]["possible_cpus_seen"])
+        if b.possible_cpus and possible != b.possible_cpus:
+            raise GuestError(
+                f"{b.label} booted with {possible} possible CPUs, not {b.possible_cpus}",
+                hint="build it with NR_CPUS >= the count (kernel-config/base.config has 64)",
+            )
         syms = None
         if b.insns and profile:
             syms = insncount.Symbols(guest.run("cat /proc/kallsyms", check=True).stdout)
@@ -626,7 +680,7 @@ def run_kernel(
             k.features = json.loads(probe.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):
             raise GuestError("ptbench --probe gave no JSON", detail=probe.describe()) from None
-        seen = 0
+        seen = 0  # plugin windows consumed so far
         for case in matrix:
             start = time.monotonic()
             try:

@@ -390,6 +390,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f"--possible-cpus {' '.join(map(str, args.possible_cpus))}: give distinct counts "
             "from 2 (the vCPUs that run) to 64 (the kernels' NR_CPUS), e.g. --possible-cpus 64 2"
         )
+    if args.profile and not args.insn_rounds:
+        raise HarnessError("--profile needs counting boots: give --insn-rounds 1 or more")
     if not 0 <= args.insn_rounds <= args.rounds:
         raise HarnessError(
             f"--insn-rounds {args.insn_rounds}: give 0 to {args.rounds} (at most --rounds)"

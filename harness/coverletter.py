@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from . import report
+from . import bench, report
 from .bench import INT_MAX, PAIR_DEPTHS
 from .errors import HarnessError
 from .paths import REPO
@@ -56,6 +56,15 @@ def answers(results: dict[str, Any] | None) -> dict[str, str]:
     s = results["summary"]
     kernels = results["kernels"]
     meta = results["meta"]
+    params = {c["name"]: c["params"] for c in results["cases"]}
+
+    def p(case: str, key: str) -> str:
+        """A case's parameter as the text shows it (10000 -> "10k")."""
+        v = params.get(case, {}).get(key)
+        if not isinstance(v, int):
+            return "?"
+        return f"{v // 1000}k" if v >= 1000 and v % 1000 == 0 else str(v)
+
     small = next((f"-{n}cpu" for n in meta.get("sizings", [])[1:]), None)
 
     def b(case: str, k: str) -> str:
@@ -79,11 +88,12 @@ def answers(results: dict[str, Any] | None) -> dict[str, str]:
 
     memory = _wrap(
         f"Bytes per live timer (slab deltas of the timer, its sigqueue and xarray nodes; "
-        f"median of 5 repetitions) and, after the slash, with the kernel's timer table "
+        f"median of {p('e.memory.dense', 'reps')} repetitions) and, after the slash, "
+        f"with the kernel's timer table "
         f"counted ({meta.get('possible_cpus')} possible CPUs: upstream's hash is "
         f"{table('upstream')}"
         + (f", {table('upstream' + small)} with {small[1:-3]}" if small else "")
-        + f"; 6.12's {table('unpatched')}; the series has none). Dense: "
+        + f"; 6.12's {table('unpatched')}; the series': {table('patched')}). Dense: "
         f"{b('e.memory.dense', 'patched')} / {wt('e.memory.dense', 'patched')} patched, "
         f"{b('e.memory.dense', 'upstream')} / {wt('e.memory.dense', 'upstream')} upstream. "
         f"Upstream's case, 2048 timers 512 IDs apart: {b('e.memory.offset', 'patched')} / "
@@ -107,13 +117,14 @@ def answers(results: dict[str, Any] | None) -> dict[str, str]:
     ts = (vcpus, 4 * vcpus)
     contention = _wrap(
         "The create+delete loop, total time, patched relative to upstream (lower is "
-        "better; 100k pairs per worker): "
+        f"better; {p(f't.churn.{vcpus}threads', 'iters')} pairs per worker, {vcpus} vCPUs "
+        "running, so more workers than vCPUs queue rather than contend): "
         + ", ".join(
             f"{t} threads {r(f't.churn.{t}threads', 'upstream')}, {t} processes "
             f"{r(f't.churn.{t}procs', 'upstream')}"
             for t in ts
         )
-        + ". Creating 20k timers per worker: "
+        + f". Creating {p(f't.create.{vcpus}threads', 'n')} timers per worker: "
         + ", ".join(
             f"{t} threads {r(f't.create.{t}threads', 'upstream')}, {t} processes "
             f"{r(f't.create.{t}procs', 'upstream')}"
@@ -128,13 +139,15 @@ def answers(results: dict[str, Any] | None) -> dict[str, str]:
     )
 
     lookup = _wrap(
-        f"timer_getoverrun() on random IDs with 100k timers in one process: "
+        f"timer_getoverrun() on random IDs with {p('c.lookup.100k', 'n')} timers in one "
+        "process: "
         f"{_fmt(_k(s, 'c.lookup.100k', 'patched'), 'ns_per_lookup')} patched, "
         f"{_fmt(_k(s, 'c.lookup.100k', 'unpatched'), 'ns_per_lookup')} unpatched, "
         f"{_fmt(_k(s, 'c.lookup.100k', 'upstream'), 'ns_per_lookup')} upstream; patched "
         f"relative to upstream {r('c.lookup.100k', 'upstream')}"
         + (
-            f", with {small[1:-3]} possible CPUs (a 2-CPU-sized hash) "
+            f", with {small[1:-3]} possible CPUs (upstream's hash: "
+            f"{kernels.get('upstream' + small, {}).get('timer_hash_buckets', '?')} buckets) "
             + (
                 f"{v:.2f}x"
                 if (
@@ -147,7 +160,8 @@ def answers(results: dict[str, Any] | None) -> dict[str, str]:
             if small
             else ""
         )
-        + f". A victim process's lookups while a neighbour holds 60k timers: "
+        + f". A victim process's lookups while a neighbour holds {p('d.neighbour', 'hold')} "
+        "timers: "
         f"{_fmt(_k(s, 'd.neighbour', 'patched'), 'ratio')} of its time alone patched, "
         f"{_fmt(_k(s, 'd.neighbour', 'unpatched'), 'ratio')} unpatched, "
         f"{_fmt(_k(s, 'd.neighbour', 'upstream'), 'ratio')} upstream."
@@ -328,7 +342,19 @@ def render(results_path: Path | None = None, tests_dir: Path | None = None) -> s
     """The branch description: subject paragraph, then the body."""
     results_path = results_path or RELEASE_BENCH
     tests_dir = tests_dir or REPO / "results"
-    results = json.loads(results_path.read_text()) if results_path.exists() else None
+    if not results_path.exists():
+        raise HarnessError(
+            f"{results_path} does not exist: the cover letter quotes a benchmark run",
+            hint="run ./ptimers bench --out bench-data/bench (or give --bench FILE)",
+        )
+    results = json.loads(results_path.read_text())
+    # Derived data comes from the raw rounds, never from an older summary
+    results["summary"] = bench.summarize(results)
+    if failed := bench.failures(results):
+        raise HarnessError(
+            f"{results_path} has {len(failed)} failed case run(s), e.g. {failed[0]}",
+            hint="fix and rerun ./ptimers bench before exporting the series",
+        )
     ctx = answers(results)
     ctx["testing"] = testing_text(tests_dir)
     ctx["parked"] = parked_text()

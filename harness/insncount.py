@@ -1,7 +1,7 @@
 """Guest instruction counts per benchmark loop, from a QEMU TCG plugin.
 
-Under TCG, medians of emulated time move 10-30 % between runs, so a ratio
-below 1.5x measured in time alone decides nothing.  The number of guest
+Under TCG, medians of emulated time move between runs, so a small ratio
+measured in time alone decides little.  The number of guest
 instructions a loop executes barely moves.  ``qemu/insncount.c`` counts
 them between two marker instructions that ptbench executes around each
 measured loop (its ``windows``); this module builds the plugin and turns

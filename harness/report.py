@@ -14,6 +14,8 @@ from typing import Any
 
 import jinja2
 
+from .errors import HarnessError
+
 KERNELS = ("unpatched", "patched", "upstream")
 COLORS = {"unpatched": "#999999", "patched": "#1f77b4", "upstream": "#ff7f0e"}
 
@@ -28,6 +30,8 @@ UNITS = {
     "timer_caches_bytes_per_timer": "B",
     "ns_per_read": "ns",
     "exit_ns": "ns",
+    "create_ns": "ns",
+    "getoverrun_ns": "ns",
 }
 
 
@@ -132,6 +136,7 @@ def tglx_rows(results: dict[str, Any], reference: Path = REFERENCE) -> list[dict
     """
     ref = json.loads(reference.read_text()) if reference.exists() else {"rows": []}
     refs = {(r["case"], r["field"]): r["ms"] for r in ref["rows"]}
+    notes = {(r["case"], r["field"]): r.get("note", "") for r in ref["rows"]}
     summary = results.get("summary", {})
     out = []
     for case in results["cases"]:
@@ -147,11 +152,11 @@ def tglx_rows(results: dict[str, Any], reference: Path = REFERENCE) -> list[dict
             ms = {k: (table[k]["median"] / 1e6 if k in table else None) for k in KERNELS}
             his = refs.get((case["name"], field_name), {})
             ratio = ms["patched"] / ms["upstream"] if ms["patched"] and ms["upstream"] else None
-            insn = (
-                s.get("insn_ratios", {}).get("patched/upstream")
-                if field_name == case["metric"]
-                else None
-            )
+            # The phase's own window ("create_ns" was counted in "create")
+            by_window = s.get("insns_by_window", {}).get(field_name.removesuffix("_ns"), {})
+            p_ins = by_window.get("patched", {}).get("median")
+            u_ins = by_window.get("upstream", {}).get("median")
+            insn = p_ins / u_ins if p_ins and u_ins else None
             his_ratio = (
                 his["xarray"] / his["newhash"] if "xarray" in his and "newhash" in his else None
             )
@@ -164,6 +169,7 @@ def tglx_rows(results: dict[str, Any], reference: Path = REFERENCE) -> list[dict
                     "insn_ratio": insn,
                     "his": his,
                     "his_ratio": his_ratio,
+                    "note": notes.get((case["name"], field_name), ""),
                 }
             )
     return out
@@ -297,6 +303,12 @@ def _bar_svg(
 
 def render(results: dict[str, Any], template: str) -> str:
     """Render one of the templates with the results."""
+    if "possible_cpus" not in results["meta"]:
+        raise HarnessError(
+            "these results were written before the benchmark recorded its sizing "
+            "(no meta.possible_cpus)",
+            hint="rerun ./ptimers bench; ./ptimers report only renders current results",
+        )
     return (
         _env()
         .get_template(template)
@@ -348,9 +360,19 @@ def readme_block(results: dict[str, Any]) -> str:
     The heading of the rendered page is dropped; the README has its own.
     """
     bases = {k.get("base", label) for label, k in results["kernels"].items()}
-    from .bench import summarize
+    from .bench import failures, summarize
 
     results["summary"] = summarize(results)  # derived data: from the raw rounds
+    if failed := failures(results):
+        raise HarnessError(
+            f"a README block's results have {len(failed)} failed case run(s), e.g. {failed[0]}",
+            hint="rerun the benchmark; the README shows only complete runs",
+        )
+    if bases == set(KERNELS) and "possible_cpus" not in results["meta"]:
+        raise HarnessError(
+            "these results were written before the benchmark recorded its sizing",
+            hint="rerun ./ptimers bench",
+        )
     text = render(results, "bench.md.j2") if bases == set(KERNELS) else comparison_text(results)
     return text.split("\n", 2)[2] if text.startswith("# ") else text
 

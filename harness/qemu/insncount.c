@@ -16,7 +16,12 @@
  * small, and the same for every kernel).
  *
  * A block is counted in full when it is entered; one left early by an
- * exception or interrupt is over-counted by its remaining instructions.
+ * exception or interrupt is over-counted by its remaining instructions,
+ * the block holding the begin marker is not counted and the one holding
+ * the end marker is: at most a block per window, nothing against loops
+ * of thousands of system calls.  A begin marker in an open window
+ * restarts it.  Only ptbench's main thread executes markers.  The out=
+ * path must not contain a comma (QEMU splits plugin arguments there).
  *
  * Each closed window appends one line to the file named by out=PATH:
  *   "window SEQ INSNS\n"
@@ -94,17 +99,26 @@ static void tb_exec_prof(unsigned int vcpu, void *udata)
 
 static void on_begin(unsigned int vcpu, void *udata)
 {
-	window_start = total();
+	if (profile) {
+		struct tb_prof *p;
+
+		/* Blocks run in a window that was never closed count nowhere */
+		pthread_mutex_lock(&prof_lock);
+		for (p = prof_list; p; p = p->next)
+			__atomic_store_n(&p->execs, 0, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&prof_lock);
+	}
+	__atomic_store_n(&window_start, total(), __ATOMIC_RELEASE);
 	__atomic_store_n(&window_open, 1, __ATOMIC_RELAXED);
 }
 
 static void on_end(unsigned int vcpu, void *udata)
 {
-	if (!__atomic_load_n(&window_open, __ATOMIC_RELAXED))
+	if (!__atomic_exchange_n(&window_open, 0, __ATOMIC_ACQ_REL) || !out)
 		return;
-	__atomic_store_n(&window_open, 0, __ATOMIC_RELAXED);
 	fprintf(out, "window %llu %llu\n", (unsigned long long)++window_seq,
-		(unsigned long long)(total() - window_start));
+		(unsigned long long)(total() -
+				     __atomic_load_n(&window_start, __ATOMIC_ACQUIRE)));
 	if (profile) {
 		struct tb_prof *p;
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from harness import bench, insncount
+from harness.paths import cache_dir
 
 
 def test_windows_are_read_in_order(tmp_path: Path) -> None:
@@ -102,8 +104,11 @@ def test_plugin_source_compiles_against_its_api(tmp_path: Path) -> None:
     )
     if subprocess.run(["which", "gcc"], capture_output=True).returncode:
         pytest.skip("no gcc on this host")
+    # The real header once the harness has fetched it, else the stand-in
+    real = sorted(cache_dir("qemu-src").glob("*/qemu-plugin.h"))
+    include = real[-1].parent if real else tmp_path
     proc = subprocess.run(
-        ["gcc", "-Wall", "-Werror", "-fsyntax-only", "-I", str(tmp_path), str(insncount.SOURCE)],
+        ["gcc", "-Wall", "-Werror", "-fsyntax-only", "-I", str(include), str(insncount.SOURCE)],
         capture_output=True,
         text=True,
     )
@@ -133,15 +138,36 @@ def test_profile_lines_attribute_instructions_to_functions(tmp_path: Path) -> No
     assert "functions" not in data["insns"]["x"]
 
 
-def test_every_loop_case_names_its_window() -> None:
-    """Cases whose ptbench case brackets a loop must say which window is theirs.
+def test_every_loop_case_names_a_window_ptbench_closes() -> None:
+    """Cases whose ptbench case brackets a loop name one of ptbench's windows.
 
     (An edit once left the t.* cases without one, and their instruction
-    counts silently went missing.)
+    counts silently went missing; a typo would do the same.)
     """
+    src = (Path(__file__).resolve().parents[2] / "vmtests/helper/ptbench.c").read_text()
+    closed = set(re.findall(r'window_end\("([a-z_]+)"', src))
+    closed |= set(re.findall(r'time_lookups\([^;]*"([a-z_]+)"\)', src))
+    assert {"pairs", "lookups", "create", "getoverrun", "workers"} <= closed
     looped = {"pairs", "lookup", "create_getoverrun", "create_many", "churn"}
     for case in bench.cases(1.0, 2):
         if case.case in looped:
-            assert case.window, case.name
+            assert case.window in closed, case.name
         else:
             assert not case.window, case.name
+
+
+def test_boot_facts_do_not_call_an_allocated_hash_none(tmp_path: Path) -> None:
+    src = tmp_path / "kernel" / "time"
+    src.mkdir(parents=True)
+    (src / "posix-timers.c").write_text(
+        'timer_buckets = alloc_large_system_hash("posixtimers", sizeof(*timer_buckets),\n'
+    )
+    g = FakeGuest({"/sys/devices/system/cpu/possible": "0-63", "dmesg": ""})
+    facts = bench.boot_facts(g, tmp_path)  # type: ignore[arg-type]
+    assert "timer_table_bytes" not in facts and facts["timer_table"].startswith("unknown")
+
+
+def test_cpulist_count() -> None:
+    assert bench.cpulist_count("0-63\n") == 64
+    assert bench.cpulist_count("0,2-3") == 3
+    assert bench.cpulist_count("0") == 1

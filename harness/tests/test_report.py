@@ -41,8 +41,11 @@ def fake_results() -> dict[str, Any]:
                     data[extra] = 2 * base
                 if c.case == "memory":
                     data["timer_object_bytes"] = 40
-                if b.insns:
+                if b.insns and c.window:
                     data["insns_per_op"] = 10.0 * VALUES[b.kernel.label] + rnd
+                    data["insns"] = {c.window: {"insns_per_op": data["insns_per_op"]}}
+                    if c.case == "create_getoverrun":
+                        data["insns"]["create"] = {"insns_per_op": 2 * data["insns_per_op"]}
                 cases[c.name] = data
             mode = "insns" if b.insns else "time"
             rounds.append({"kernel": b.label, "round": rnd, "mode": mode, "cases": cases})
@@ -141,7 +144,7 @@ def test_failures_reject_memory_below_one_timer_and_missing_counts() -> None:
     )
     out = bench.failures(r)
     assert len(out) == 2
-    assert "e.memory.sparse: 0 B per timer is less than a timer and its sigqueue (40 B)" in out[0]
+    assert "e.memory.sparse: 0.0 B per timer is less than a timer object" in out[0]
     assert "(instruction count), a.pairs: no instruction count" in out[1]
 
 
@@ -187,8 +190,10 @@ def test_cover_letter_answers_use_the_numbers() -> None:
     a = coverletter.answers(fake_results())
     contention = " ".join(a["contention_answer"].split())
     assert "2 threads 0.63x (instructions 0.63x)" in contention
+    assert "100k pairs per worker" in contention  # the t.* cases do not scale
     lookup = " ".join(a["lookup_answer"].split())
-    assert "51 ns patched" in lookup and "2 possible CPUs (a 2-CPU-sized hash) 0.97x" in lookup
+    assert "with 1k timers in one process: 51 ns patched" in lookup  # 100k at scale 0.01
+    assert "2 possible CPUs (upstream's hash: ? buckets) 0.97x" in lookup
     assert "upstream's hash is 524288 bytes, 16384 bytes with 2" in " ".join(
         a["memory_answer"].split()
     )
@@ -207,16 +212,35 @@ def _summaries(tmp_path: Path, **override: dict[str, object]) -> Path:
     return tmp_path
 
 
-def test_cover_letter_without_bench_results(tmp_path: Path) -> None:
-    text = coverletter.render(tmp_path / "none.json", _summaries(tmp_path))
+def test_cover_letter_refuses_missing_or_failed_bench_results(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="does not exist"):
+        coverletter.render(tmp_path / "none.json", _summaries(tmp_path))
+    r = fake_results()
+    timed = next(x for x in r["rounds"] if x["mode"] == "time")
+    timed["cases"]["a.pairs"] = {"error": "no JSON from ptbench"}
+    (tmp_path / "r.json").write_text(json.dumps(r))
+    with pytest.raises(HarnessError, match="1 failed case run"):
+        coverletter.render(tmp_path / "r.json", _summaries(tmp_path))
+
+
+def test_cover_letter_renders_from_results(tmp_path: Path) -> None:
+    (tmp_path / "r.json").write_text(json.dumps(fake_results()))
+    text = coverletter.render(tmp_path / "r.json", _summaries(tmp_path))
     assert text.splitlines()[0].startswith("posix-timers: ")
-    assert "run ./ptimers bench" in " ".join(text.split())
+    assert "4096 bytes" in " ".join(text.split())
 
 
 def test_testing_paragraph_counts_come_from_the_summaries(tmp_path: Path) -> None:
-    text = " ".join(coverletter.testing_text(_summaries(tmp_path)).split())
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    (checks / "abc1234.txt").write_text(
+        "0001 x: checkpatch ok, build ok, sparse ok (1 file), 9 passed\n"
+        "0002 y: checkpatch ok, build ok, sparse: no kernel .c touched, 9 passed\n"
+        "series check passed\n"
+    )
+    text = " ".join(coverletter.testing_text(_summaries(tmp_path), checks).split())
     assert text.count("9 passed, 0 failed, 1 skipped") == len(coverletter.TEST_RUNS) + 1
-    assert "caa6ba7.txt" in text
+    assert "(abc1234.txt)" in text and "after each of 2 patches (1 with sparse" in text
 
 
 def test_export_refuses_a_partial_or_failing_test_run(tmp_path: Path) -> None:

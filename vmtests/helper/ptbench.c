@@ -835,7 +835,7 @@ static int *lookup_sequence(const int *ids, long long n, long long lookups,
  * per[], median returned.  A short warm-up pass primes the caches.
  */
 static long long time_lookups(const int *seq, long long lookups,
-			      long long *per)
+			      long long *per, const char *window)
 {
 	long long i, t0, a, b;
 	int c;
@@ -857,7 +857,7 @@ static long long time_lookups(const int *seq, long long lookups,
 		}
 		per[c] = (mono_ns() - t0) / (b - a);
 	}
-	window_end("lookups", lookups);
+	window_end(window, lookups);
 	return median_ll(per, nchunks(lookups));
 }
 
@@ -1453,7 +1453,7 @@ static void case_lookup(struct json *j)
 	create_all(n, ids);
 	create_ns = mono_ns() - t0;
 	seq = lookup_sequence(ids, n, lookups, param_int("seed"));
-	j_int(j, "ns_per_lookup", time_lookups(seq, lookups, per));
+	j_int(j, "ns_per_lookup", time_lookups(seq, lookups, per, "lookups"));
 	j_int_array(j, "chunk_ns_per_lookup", per, nchunks(lookups));
 	j_int(j, "lookups", lookups);
 	j_int(j, "timers", n);
@@ -1549,15 +1549,15 @@ static void case_neighbour(struct json *j)
 	if (create_n(vt, ids) != vt)
 		die(errno, "victim timer_create: %s", strerror(errno));
 	seq = lookup_sequence(ids, vt, lookups, param_int("seed"));
-	alone = time_lookups(seq, lookups, per);
+	alone = time_lookups(seq, lookups, per, "alone");
 
 	pid = spawn_holder(hold, &rfd, &wfd,
 			   "neighbour failed to create its timers");
-	with = time_lookups(seq, lookups, per);
+	with = time_lookups(seq, lookups, per, "with_neighbour");
 	kill_reap(pid);
 	close(rfd);
 	close(wfd);
-	after = time_lookups(seq, lookups, per);
+	after = time_lookups(seq, lookups, per, "after");
 
 	j_int(j, "alone_ns", alone);
 	j_int(j, "with_neighbour_ns", with);
@@ -1583,6 +1583,7 @@ static const struct param memory_params[] = {
 	{ "exact", 0, 0, 0, mem_exact_choices },
 	{ "reps", 3, 1, 99, NULL },
 	{ "settle_ms", 200, 0, 60000, NULL },
+	{ "procs", 1, 1, 256, NULL },
 	{ NULL, 0, 0, 0, NULL }
 };
 
@@ -1736,45 +1737,66 @@ static void slab_settle(void)
 	sleep_ms(ms);
 }
 
-/* One rep: returns the syscall count of the child's pattern */
+/*
+ * One rep: procs children each build the pattern in their own process
+ * (timers per process and their layout are what the case is about; more
+ * processes only make the slab delta large against SLUB's per-CPU
+ * slack).  Returns the syscall count of all children.
+ */
 static long long memory_rep(struct delta_table *t, int rep,
 			    const char *pattern, int m, const int *ids,
-			    long long n)
+			    long long n, int procs)
 {
-	struct restore_state *st = shared_alloc(sizeof(*st));
+	struct restore_state *st = shared_alloc((size_t)procs * sizeof(*st));
+	int *rfd = xcalloc((size_t)procs, sizeof(int));
+	int *wfd = xcalloc((size_t)procs, sizeof(int));
+	pid_t *pid = xcalloc((size_t)procs, sizeof(pid_t));
 	struct slabinfo before, after;
-	int rfd, wfd;
-	long long calls;
-	pid_t pid;
+	long long calls = 0;
+	int k, bad;
 
-	st->max_calls = LLONG_MAX;
-	pid = spawn_piped(&rfd, &wfd);
-	if (pid == 0)
-		memory_child(st, rfd, wfd, pattern, m, ids, n);
-	if (recv_byte(rfd) != 'r')
-		die(ECHILD, "memory child did not start");
+	for (k = 0; k < procs; k++) {
+		st[k].max_calls = LLONG_MAX;
+		pid[k] = spawn_piped(&rfd[k], &wfd[k]);
+		if (pid[k] == 0)
+			memory_child(&st[k], rfd[k], wfd[k], pattern, m, ids, n);
+		if (recv_byte(rfd[k]) != 'r')
+			die(ECHILD, "memory child did not start");
+	}
 	slab_settle();
 	slabinfo_read(&before);
-	send_byte(wfd, 'c');
-	if (recv_byte(rfd) != 'd')
-		die(ECHILD, "memory child died while creating timers");
-	if (st->reason) {
-		send_byte(wfd, 'x');
-		reap(pid, "memory");
-		die(st->err, "creating the %s pattern failed (%s) after %lld timers",
-		    pattern, st->reason, st->restored);
+	for (k = 0; k < procs; k++)
+		send_byte(wfd[k], 'c');
+	for (k = 0; k < procs; k++) {
+		if (recv_byte(rfd[k]) != 'd')
+			die(ECHILD, "memory child died while creating timers");
+	}
+	for (bad = 0; bad < procs && !st[bad].reason; bad++)
+		;
+	if (bad < procs) {
+		for (k = 0; k < procs; k++) {
+			send_byte(wfd[k], 'x');
+			reap(pid[k], "memory");
+		}
+		die(st[bad].err, "creating the %s pattern failed (%s) after %lld timers",
+		    pattern, st[bad].reason, st[bad].restored);
 	}
 	slab_settle();
 	slabinfo_read(&after);
-	send_byte(wfd, 'x');
-	close(rfd);
-	close(wfd);
-	reap(pid, "memory");
+	for (k = 0; k < procs; k++) {
+		send_byte(wfd[k], 'x');
+		close(rfd[k]);
+		close(wfd[k]);
+		reap(pid[k], "memory");
+		calls += st[k].calls;
+	}
 	delta_add(t, rep, &before, &after);
 	free(before.s);
 	free(after.s);
-	calls = st->calls;
-	munmap(st, sizeof(*st));
+	munmap(st, (size_t)procs * sizeof(*st));
+	free(rfd);
+	free(wfd);
+	free(pid);
 	return calls;
 }
 
@@ -1795,14 +1817,27 @@ static bool is_named_cache(const char *name)
 
 static void cache_json(struct json *j, const char *key,
 		       const struct cache_delta *d, int reps,
-		       const char *merged_into)
+		       const char *merged_into, long long objsize)
 {
 	j_obj(j, key);
 	j_int(j, "delta_bytes", median_ll(d->active, reps));
 	j_int(j, "slab_pages_bytes", median_ll(d->pages, reps));
+	if (objsize)
+		j_int(j, "objsize", objsize);
 	if (merged_into)
 		j_str(j, "merged_into", merged_into);
 	j_end(j);
+}
+
+/* Object size of a named cache, or of the cache SLUB merged it into */
+static long long cache_objsize(const struct slabinfo *names, const char *name)
+{
+	const struct slab *o = slab_find(names, name);
+	const char *into;
+
+	if (!o && (into = slab_merged_into(names, name)))
+		o = slab_find(names, into);
+	return o ? o->objsize : 0;
 }
 
 /*
@@ -1833,17 +1868,21 @@ static void named_json(struct json *j, struct delta_table *t,
 	med = median_ll(sum, t->reps);
 	j_int(j, "timer_caches_delta_bytes", med);
 	/*
-	 * The least a live timer can cost: its k_itimer and the sigqueue it
-	 * preallocates (object sizes of the caches they come from, merged or
-	 * not).  A per-timer figure below this is slab noise, not a result.
+	 * The least a live timer can cost: its k_itimer, plus the sigqueue
+	 * 6.12 preallocates separately (upstream since 6.13 embeds it in the
+	 * timer: counted only if that cache grew by half an object per timer
+	 * or more).  A per-timer figure below this is slab noise.
 	 */
-	for (i = 0, obj = 0; i < 3; i += 2) {
-		const struct slab *o = slab_find(names, memory_named[i]);
+	obj = cache_objsize(names, memory_named[0]);
+	{
+		long long sq = cache_objsize(names, memory_named[2]);
+		const char *c2 = slab_find(names, memory_named[2]) ?
+				 memory_named[2] :
+				 slab_merged_into(names, memory_named[2]);
+		long long grew = c2 ? median_ll(delta_get(t, c2)->active, t->reps) : 0;
 
-		c = o ? NULL : slab_merged_into(names, memory_named[i]);
-		if (c)
-			o = slab_find(names, c);
-		obj += o ? o->objsize : 0;
+		if (sq && grew * 2 >= sq * n)
+			obj += sq;
 	}
 	j_int(j, "timer_object_bytes", obj);
 	j_dbl(j, "timer_caches_bytes_per_timer", (double)med / (double)n);
@@ -1854,7 +1893,8 @@ static void case_memory(struct json *j)
 {
 	const char *pattern = param_str("pattern");
 	long long n = param_int("n"), calls = 0;
-	int reps = (int)param_int("reps"), m, r, i;
+	int reps = (int)param_int("reps"), procs = (int)param_int("procs"), m, r, i;
+	long long total;
 	struct delta_table t = { .reps = reps };
 	long long *tot_active, *tot_pages, active, pages;
 	struct slabinfo names;
@@ -1869,7 +1909,8 @@ static void case_memory(struct json *j)
 	ids = pattern_ids(pattern, n);
 
 	for (r = 0; r < reps; r++)
-		calls = memory_rep(&t, r, pattern, m, ids, n);
+		calls = memory_rep(&t, r, pattern, m, ids, n, procs);
+	total = n * procs;
 
 	tot_active = xcalloc((size_t)reps, sizeof(long long));
 	tot_pages = xcalloc((size_t)reps, sizeof(long long));
@@ -1887,7 +1928,9 @@ static void case_memory(struct json *j)
 		if (median_ll(t.c[i].active, reps) ||
 		    median_ll(t.c[i].pages, reps) ||
 		    is_named_cache(t.c[i].name))
-			cache_json(j, t.c[i].name, &t.c[i], reps, NULL);
+			cache_json(j, t.c[i].name, &t.c[i], reps, NULL,
+				   is_named_cache(t.c[i].name) ?
+				   cache_objsize(&names, t.c[i].name) : 0);
 	}
 	/* Named caches that SLUB merged into another one */
 	for (i = 0; memory_named[i]; i++) {
@@ -1900,10 +1943,11 @@ static void case_memory(struct json *j)
 		if (!into)
 			continue;
 		d = delta_get(&t, into);
-		cache_json(j, memory_named[i], d, reps, into);
+		cache_json(j, memory_named[i], d, reps, into,
+			   cache_objsize(&names, memory_named[i]));
 	}
 	j_end(j);
-	named_json(j, &t, &names, n);
+	named_json(j, &t, &names, total);
 	j_arr(j, "caches_missing");
 	for (i = 0; memory_named[i]; i++) {
 		if (!slab_find(&names, memory_named[i]) &&
@@ -1913,9 +1957,9 @@ static void case_memory(struct json *j)
 	j_arr_end(j);
 	j_int(j, "total_delta_bytes", active);
 	j_int(j, "total_slab_pages_bytes", pages);
-	j_dbl(j, "bytes_per_timer", (double)active / (double)n);
-	j_dbl(j, "slab_pages_bytes_per_timer", (double)pages / (double)n);
-	j_int(j, "timers", n);
+	j_dbl(j, "bytes_per_timer", (double)active / (double)total);
+	j_dbl(j, "slab_pages_bytes_per_timer", (double)pages / (double)total);
+	j_int(j, "timers", total);
 	j_int(j, "syscalls", calls);
 	j_int(j, "reps", reps);
 }
