@@ -261,7 +261,9 @@ def test_memory(ptbench: Path, pattern: str) -> None:
         assert res["syscalls"] == 19 * n  # 1 kept + 9 created and deleted
     caches = res["caches"]
     for name, delta in caches.items():
-        assert set(delta) <= {"delta_bytes", "slab_pages_bytes", "merged_into"}, name
+        assert set(delta) <= {"delta_bytes", "slab_pages_bytes", "merged_into", "objsize"}, name
+        if name in TIMER_CACHES:
+            assert delta["objsize"] > 0, name
     # Each timer cache is either reported (maybe merged) or said to be missing
     for name in TIMER_CACHES:
         assert (name in caches) != (name in res["caches_missing"]), name
@@ -270,6 +272,15 @@ def test_memory(ptbench: Path, pattern: str) -> None:
     # Slab deltas of a few hundred timers drown in the host's own activity
     # (and in RCU-deferred frees): no assertion on their sign or size
     assert res["bytes_per_timer"] == pytest.approx(res["total_delta_bytes"] / n, abs=1e-3)
+    # The floor is the timer object, plus a sigqueue only where that cache grew
+    assert res["timer_object_bytes"] >= caches.get("posix_timers_cache", {}).get("objsize", 0)
+
+
+def test_memory_in_several_processes(ptbench: Path) -> None:
+    """procs=K builds the pattern in K processes: K times the timers and syscalls."""
+    res = memory(ptbench, pattern="dense", n=50, procs=3, reps=1, settle_ms=0)
+    assert (res["timers"], res["syscalls"]) == (150, 150)
+    assert res["bytes_per_timer"] == pytest.approx(res["total_delta_bytes"] / 150, abs=1e-3)
 
 
 def test_memory_legacy_offset(ptbench: Path) -> None:
