@@ -270,9 +270,11 @@ def _stats(values: list[float]) -> dict[str, Any]:
     }
 
 
-# A memory figure may fall short of the object floor by rounding and by a
-# few objects of slab slack spread over thousands of timers, not more.
-FLOOR_SHARE = 0.98
+# A memory figure may fall short of the object floor by slab accounting
+# slack (measured here: up to 2% for upstream with 16000-40000 timers, the
+# objects its per-CPU caches hold when the "before" sample is taken), not
+# by more: 0 B or half an object per timer is noise, not a result.
+FLOOR_SHARE = 0.95
 
 
 def failures(results: dict[str, Any]) -> list[str]:
