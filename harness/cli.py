@@ -413,11 +413,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             insn_rounds=args.insn_rounds,
             profile=args.profile,
         )
-    if {k.get("base", label) for label, k in results["kernels"].items()} == set(report.KERNELS):
-        written = report.write_reports(results, out_dir)
-    else:
-        written = [report.write_comparison(results, out_dir)]
-    for path in written:
+    for path in report.write_all(results, out_dir):
         print(f"wrote {path}")
     if failed := bench_mod.failures(results):
         for line in failed:
@@ -437,7 +433,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     # Summaries are derived data: recompute them from the raw rounds, so a
     # report never shows a summary an older version of this code wrote.
     results["summary"] = bench_mod.summarize(results)
-    for path in report.write_reports(results, out_dir):
+    for path in report.write_all(results, out_dir):
         print(f"wrote {path}")
     return 0
 

@@ -343,6 +343,14 @@ def write_reports(results: dict[str, Any], out_dir: Path) -> list[Path]:
     return written
 
 
+def write_all(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    """The three-kernel reports, or the comparison of kernels given with --kernel."""
+    bases = {k.get("base", label) for label, k in results["kernels"].items()}
+    if bases == set(KERNELS):
+        return write_reports(results, out_dir)
+    return [write_comparison(results, out_dir)]
+
+
 def write_comparison(results: dict[str, Any], out_dir: Path) -> Path:
     """compare.md: per case the median (min-max) per kernel, ratios to 'patched'.
 
@@ -396,7 +404,13 @@ def comparison_text(results: dict[str, Any]) -> str:
         "",
         f"QEMU {str(meta.get('accel', '?')).upper()} (emulated when TCG), "
         f"{meta.get('vcpus')} vCPUs, {meta.get('rounds')} rounds, scale {meta.get('scale')}; "
-        "medians over rounds, (min-max) in brackets.",
+        "medians over rounds, (min-max) in brackets"
+        + (
+            f"; guest instructions per operation from {meta['insn_rounds']} counted round(s)"
+            if meta.get("insn_rounds")
+            else ""
+        )
+        + ".",
         "",
     ]
     for label in labels:
@@ -407,11 +421,10 @@ def comparison_text(results: dict[str, Any]) -> str:
     ratio_keys = [
         f"{base}/{o}" for o in labels if (base := sibling(o, "patched", results)) and base != o
     ]
-    lines += [
-        "",
-        "| case | metric | " + " | ".join(labels) + " | " + " | ".join(ratio_keys) + " |",
-        "|" + "---|" * (2 + len(labels) + len(ratio_keys)),
-    ]
+    counted = bool(meta.get("insn_rounds"))
+    insn_cols = [f"insns {label}" for label in labels] + [f"insns {k}" for k in ratio_keys]
+    header = ["case", "metric", *labels, *ratio_keys, *(insn_cols if counted else [])]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in results.get("summary", {}):
         if row == "derived":
             continue
@@ -425,6 +438,13 @@ def comparison_text(results: dict[str, Any]) -> str:
                 else f"{human(c['median'], s['metric'])} "
                 f"({human(c['min'], s['metric'])}-{human(c['max'], s['metric'])})"
             )
-        ratios = [f"{s['ratios'][k]:.2f}x" if k in s["ratios"] else "-" for k in ratio_keys]
-        lines.append(f"| {row} | {s['metric']} | " + " | ".join(cells + ratios) + " |")
+        cells += [f"{s['ratios'][k]:.2f}x" if k in s["ratios"] else "-" for k in ratio_keys]
+        if counted:
+            ins = s.get("insns", {})
+            cells += [f"{ins[label]['median']:.0f}" if label in ins else "-" for label in labels]
+            cells += [
+                f"{s['insn_ratios'][k]:.2f}x" if k in s.get("insn_ratios", {}) else "-"
+                for k in ratio_keys
+            ]
+        lines.append(f"| {row} | {s['metric']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
