@@ -305,6 +305,8 @@ def failures(results: dict[str, Any]) -> list[str]:
                 and not isinstance(data.get("insns_per_op"), float)
             ):
                 out.append(f"{where}, {name}: no instruction count: {data.get('insns_error')}")
+            elif data.get("id_ok") is False:
+                out.append(f"{where}, {name}: the exact create did not return the ID asked for")
             elif (floor := data.get("timer_object_bytes")) and value < FLOOR_SHARE * floor:
                 out.append(
                     f"{where}, {name}: {value:.1f} B per timer is less than a timer object "
@@ -431,6 +433,15 @@ def derive(results: dict[str, Any], summary: dict[str, Any]) -> None:
             exact = summary.get(f"a.exact_high.{how}", {}).get("kernels", {}).get(label)
             if exact:
                 entry[f"exact_{how}_seconds"] = exact["median"] / 1e9
+                # The same fresh process's plain first create, as a baseline
+                plain = [
+                    r["cases"][f"a.exact_high.{how}"].get("plain_ns_median")
+                    for r in results["rounds"]
+                    if r["kernel"] == label and r.get("mode", "time") == "time"
+                ]
+                plain_ns = [float(v) for v in plain if isinstance(v, (int, float))]
+                if plain_ns:
+                    entry["plain_first_create_seconds"] = statistics.median(plain_ns) / 1e9
                 entry[f"speedup_{how}"] = legacy_s / (exact["median"] / 1e9)
                 if own_612:
                     entry[f"vs_612_loop_{how}"] = own_612 * (INT_MAX - 1) / exact["median"]

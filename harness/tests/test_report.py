@@ -258,3 +258,20 @@ def test_export_refuses_a_partial_or_failing_test_run(tmp_path: Path) -> None:
         coverletter.testing_text(only_upstream)
     with pytest.raises(HarnessError, match="does not exist"):
         coverletter.testing_text(tmp_path / "nowhere")
+
+
+def test_an_exact_create_at_the_wrong_id_fails_the_run() -> None:
+    r = fake_results()
+    timed = next(x for x in r["rounds"] if x["kernel"] == "patched" and x["mode"] == "time")
+    timed["cases"]["a.exact_high.flag"]["id_ok"] = False
+    out = bench.failures(r)
+    assert len(out) == 1 and "did not return the ID asked for" in out[0]
+
+
+def test_plain_first_create_is_the_baseline_beside_the_exact_one() -> None:
+    r = fake_results()
+    for x in r["rounds"]:
+        if x["kernel"] == "patched" and x["mode"] == "time":
+            x["cases"]["a.exact_high.flag"]["plain_ns_median"] = 40 + x["round"]
+    d = bench.summarize(r)["derived"]["restore_id_2147483646"]["patched"]
+    assert d["plain_first_create_seconds"] == 41 / 1e9
