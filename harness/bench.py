@@ -400,7 +400,8 @@ def fixed_costs(results: dict[str, Any], summary: dict[str, Any]) -> None:
     The hash table of 6.12 (static) and of upstream (allocated at boot,
     512 buckets per possible CPU) exists whatever the number of timers;
     the per-timer slab deltas leave it out.  ``with_table`` adds it, spread
-    over the case's timers.
+    over one process's timers (``n``; the delta is measured over ``procs``
+    such processes), as if that process were the only one with timers.
     """
     for case in results["cases"]:
         if case["case"] != "memory":
