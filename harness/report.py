@@ -153,7 +153,12 @@ def tglx_rows(results: dict[str, Any], reference: Path = REFERENCE) -> list[dict
             his = refs.get((case["name"], field_name), {})
             ratio = ms["patched"] / ms["upstream"] if ms["patched"] and ms["upstream"] else None
             # The phase's own window ("create_ns" was counted in "create")
-            by_window = s.get("insns_by_window", {}).get(field_name.removesuffix("_ns"), {})
+            window = (
+                case.get("window", "")
+                if field_name == case["metric"]
+                else field_name.removesuffix("_ns")
+            )
+            by_window = s.get("insns_by_window", {}).get(window, {})
             p_ins = by_window.get("patched", {}).get("median")
             u_ins = by_window.get("upstream", {}).get("median")
             insn = p_ins / u_ins if p_ins and u_ins else None
