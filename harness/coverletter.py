@@ -63,6 +63,8 @@ def answers(results: dict[str, Any] | None) -> dict[str, str]:
         v = params.get(case, {}).get(key)
         if not isinstance(v, int):
             return "?"
+        if v >= 10**6 and v % 10**6 == 0:
+            return f"{v // 10**6}M"
         return f"{v // 1000}k" if v >= 1000 and v % 1000 == 0 else str(v)
 
     small = next((f"-{n}cpu" for n in meta.get("sizings", [])[1:]), None)
@@ -203,7 +205,7 @@ def legacy_sentence(results: dict[str, Any]) -> str:
             f"; with SIGEV_TIMER_ID that create took "
             f"{report.human(exact['median'], 'ns')} (measured)"
         )
-    return textwrap.fill(text + ".", width=72)
+    return textwrap.fill(text + ".", width=72, break_on_hyphens=False)
 
 
 PARKED = REPO / "bench-data" / "parked-slot" / "results.json"
@@ -262,16 +264,21 @@ def parked_text(
             ):
                 funcs[name] = per
     top = sorted(((f, n) for f, n in funcs.items() if f != "(others)"), key=lambda kv: -kv[1])[:6]
+    mine = _insns(release, "a.pairs", "patched") if release else None
+    rounds = release["meta"].get("insn_rounds") if release else None
     text = (
         "A process creating and deleting one timer at a time (CRIU's legacy restore "
         "loop) empties the array on every delete, and the next create allocates the "
-        f"path to its ID again. Counted in guest instructions per pair "
-        f"(bench-data/parking-v3/, a QEMU plugin, {cand['meta'].get('insn_rounds')} counted "
-        f"round): {now:.0f} for this version"
-        + (f", {up:.0f} for upstream (release run)" if up else "")
-        + "; the profile's largest entries are "
+        "path to its ID again. "
+        + (
+            f"Counted in guest instructions per pair (a QEMU plugin, release run, {rounds} "
+            f"counted rounds): {mine:.0f} for this version, {up:.0f} for upstream. "
+            if mine and up
+            else ""
+        )
+        + "In a profile of the loop (bench-data/parking-v3/) the largest entries are "
         + ", ".join(f"{name} {per:.0f}" for name, per in top)
-        + " (the node's allocation and RCU-deferred free). "
+        + " instructions per pair: the node's allocation and RCU-deferred free. "
         "The series' first version kept the slot of the last deleted timer reserved, "
         "with code which stored one timer in two slots after exact creates and a "
         "delete; this version drops it. Per pair this version costs, in time relative "
@@ -280,12 +287,12 @@ def parked_text(
         + ", ".join(cells)
         + ". A candidate that reserves a slot only when its node would empty (one "
         "reserved slot per process at most, kept free for the ID search and exact "
-        f"creates) brings the pair to {parked:.0f} instructions"
-        + (f", {parked / up:.2f}x upstream's" if up else "")
-        + "; it is measured but not part of this version, which keeps the simpler code "
-        "until the reservation has had the review and tests the first one lacked."
+        f"creates) takes the pair from {now:.0f} to {parked:.0f} instructions in a run "
+        f"of its own against this version ({100 * (1 - parked / now):.0f}% fewer); it "
+        "is measured but not part of this version, which keeps the simpler code until "
+        "the reservation has had the review and tests the first one lacked."
     )
-    return textwrap.fill(text, width=72)
+    return textwrap.fill(text, width=72, break_on_hyphens=False)
 
 
 # What a release's Testing paragraph must rest on: every kernel's suite, the
