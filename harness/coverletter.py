@@ -344,6 +344,14 @@ def _series_check(directory: Path) -> tuple[str, list[str]]:
     return records[-1].name, lines
 
 
+def _shown(path: Path) -> str:
+    """A path as the cover letter names it: relative to the repository if inside."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def testing_text(tests_dir: Path, check_dir: Path = REPO / "bench-data" / "series-check") -> str:
     """What the vmtests did on each kernel, from a test run's summaries.
 
@@ -373,7 +381,7 @@ def testing_text(tests_dir: Path, check_dir: Path = REPO / "bench-data" / "serie
         "must be identical on 6.12 and the series, races, the kernel's own timer "
         "selftests, and the new interfaces incl. racing creates of one ID) ran on each "
         "kernel, the two 6.12 kernels also through the 32-bit compat syscalls "
-        f"(-compat; {tests_dir.name}/test-summary.json):"
+        f"(-compat; {_shown(tests_dir)}/test-summary.json):"
     )
     return (
         intro
