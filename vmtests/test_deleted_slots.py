@@ -1,0 +1,127 @@
+"""IDs of deleted timers: found again by the ID search and by exact creates.
+
+A storage that keeps something in a deleted timer's slot (the first
+version's reserved slot, the candidate in bench-data/parking-v3) must
+still behave as 6.12 does: the slot is free for the cyclic search, also
+after a wrap-around, and for exact creates, exactly once; lookups and
+/proc/<pid>/timers do not see it; the state where the only thing left in
+the array is such a slot at ID 0 survives further creates.  The expected
+IDs are 6.12's (the lowest free ID at or above the cursor, wrapping after
+INT_MAX; the cursor continues after an exact create), so these tests run
+on every kernel with an exact-ID interface: the flag where it exists,
+else upstream's prctl mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from conftest import INT_MAX, PR_TIMER_CREATE_RESTORE_IDS, create, err, ids, ok
+from harness.helper import Helper, Op
+from harness.procfs import parse
+
+ON, OFF = 1, 0
+
+
+Exact = Callable[[int], list[Op]]
+
+
+@pytest.fixture
+def exact(features: dict[str, bool]) -> Exact:
+    """Ops creating a timer with one ID: the flag, or the prctl mode around it."""
+    if features["sigev_timer_id"]:
+        return lambda want: [create(id=want, flags=["timer_id"])]
+    if features["prctl_restore_ids"]:
+
+        def via_prctl(want: int) -> list[Op]:
+            mode = {"op": "prctl", "option": PR_TIMER_CREATE_RESTORE_IDS, "arg3": 0}
+            return [{**mode, "arg2": ON}, create(id=want), {**mode, "arg2": OFF}]
+
+        return via_prctl
+    pytest.skip("kernel under test has neither SIGEV_TIMER_ID nor the prctl")
+
+
+def delete(want: int) -> Op:
+    return {"op": "delete", "id": want}
+
+
+def test_deleted_slot_is_found_by_the_search(helper: Helper, exact: Exact) -> None:
+    res = helper.run([create(), *exact(200), delete(200), *exact(199), create(), create()])
+    assert ids(res) == [0, 200, 199, 200, 201]
+
+
+def test_deleted_slot_is_found_after_the_search_wraps(helper: Helper, exact: Exact) -> None:
+    """The cursor wraps past INT_MAX; the deleted slot 130 comes after 100..129."""
+    res = helper.run(
+        [
+            *(create() for _ in range(100)),
+            *exact(130),
+            delete(130),
+            *exact(INT_MAX),
+            *(create() for _ in range(32)),
+        ]
+    )
+    assert ids(res)[100:] == [130, INT_MAX, *range(100, 130), 130, 131]
+
+
+@pytest.mark.needs("proc_timers")
+def test_exact_create_into_a_deleted_slot_once(helper: Helper, exact: Exact) -> None:
+    """The first version's bug: exact creates and a delete left one timer in two slots."""
+    res = helper.run(
+        [
+            create(),
+            *exact(64),
+            delete(64),
+            *exact(64),
+            *exact(64),
+            {"op": "proc_timers"},
+            delete(64),
+            delete(64),
+            {"op": "proc_timers"},
+        ]
+    )
+    creates = [r for r in res if r.get("op") == "create"]
+    assert [ok(r)["id"] for r in creates[:3]] == [0, 64, 64]
+    assert err(creates[3]) == "EBUSY"
+    deletes = [r for r in res if r.get("op") == "delete"]
+    ok(deletes[0])
+    ok(deletes[1])
+    assert err(deletes[2]) == "EINVAL"
+    reads = [r for r in res if r.get("op") == "proc_timers"]
+    assert sorted(t.id for t in parse(ok(reads[0])["text"])) == [0, 64]
+    assert [t.id for t in parse(ok(reads[1])["text"])] == [0]
+
+
+@pytest.mark.needs("proc_timers")
+def test_nothing_but_a_deleted_slot_at_id_0(helper: Helper, exact: Exact) -> None:
+    """0 and 64 live, 64 then 0 deleted: the array holds no timer; a
+    storage that keeps a deleted slot may keep one at ID 0, at its root."""
+    res = helper.run(
+        [
+            create(),
+            *exact(64),
+            delete(64),
+            delete(0),
+            {"op": "gettime", "id": 0},
+            {"op": "proc_timers"},
+            create(),
+            *exact(0),
+            *exact(0),
+            {"op": "proc_timers"},
+        ]
+    )
+    assert err(next(r for r in res if r.get("op") == "gettime")) == "EINVAL"
+    reads = [r for r in res if r.get("op") == "proc_timers"]
+    assert parse(ok(reads[0])["text"]) == []
+    creates = [r for r in res if r.get("op") == "create"]
+    assert [ok(r)["id"] for r in creates[:4]] == [0, 64, 65, 0]
+    assert err(creates[4]) == "EBUSY"
+    assert sorted(t.id for t in parse(ok(reads[1])["text"])) == [0, 65]
+
+
+def test_int_max_deleted_and_created_again(helper: Helper, exact: Exact) -> None:
+    res = helper.run([*exact(INT_MAX), delete(INT_MAX), *exact(INT_MAX), create(), delete(INT_MAX)])
+    assert ids(res) == [INT_MAX, INT_MAX, 0]
+    ok(res[-1])
