@@ -387,7 +387,9 @@ def readme_block(results: dict[str, Any]) -> str:
             hint="rerun ./ptimers bench",
         )
     text = render(results, "bench.md.j2") if bases == set(KERNELS) else comparison_text(results)
-    return text.split("\n", 2)[2] if text.startswith("# ") else text
+    body = text.split("\n", 2)[2] if text.startswith("# ") else text
+    # The README's own sections are h2/h3: the report's h2 go below them
+    return body.replace("\n## ", "\n#### ")
 
 
 def render_readme(readme: Path | None = None) -> list[Path]:
