@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
 
+from . import upstream
 from .errors import SetupError
 from .paths import cache_dir
 from .upstream import KEYRING, MIRROR, _apt_options
@@ -36,14 +36,9 @@ TOP_FUNCTIONS = 25
 
 
 def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
-    if proc.returncode != 0:
-        raise SetupError(
-            f"{what} failed",
-            hint="check that deb.debian.org is reachable (QEMU's source package)",
-            detail=(proc.stdout + proc.stderr).strip()[-3000:],
-        )
-    return proc.stdout
+    return upstream._run(
+        cmd, what, cwd, hint="check that deb.debian.org is reachable (QEMU's source package)"
+    )
 
 
 def qemu_source_version() -> str:

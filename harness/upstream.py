@@ -39,12 +39,18 @@ def _apt_options(root: Path) -> list[str]:
     ]
 
 
-def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
+def _run(
+    cmd: list[str],
+    what: str,
+    cwd: Path | None = None,
+    hint: str = "check that deb.debian.org is reachable (Debian unstable suite)",
+) -> str:
+    """Run an apt/dpkg step; its failure is a SetupError naming what to check."""
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
     if proc.returncode != 0:
         raise SetupError(
             f"{what} failed",
-            hint="check that deb.debian.org is reachable (Debian unstable suite)",
+            hint=hint,
             detail=(proc.stdout + proc.stderr).strip()[-3000:],
         )
     return proc.stdout
