@@ -46,12 +46,16 @@ from typing import Any
 from . import kbuild, kselftest, readmeblocks, series, source
 from .errors import HarnessError
 from .paths import REPO, cache_dir
+from .pytest_plugin import DEBUG_TOOLS
 from .results import write_json
 
 MUTANTS_DIR = REPO / "mutants"
 RESULTS_DIR = REPO / "results" / "mutate"
 #: What the series adds, demanded of every mutant (and the control).
 SERIES_FEATURES = ("sigev_timer_id", "prctl_restore_ids", "proc_timers_by_id")
+#: ... and in the debug flavor, whose failslab shows the reserved slot, also
+#: that and the debug checkers, as ./ptimers test --flavor debug demands.
+DEBUG_FEATURES = ("reserved_slot", *DEBUG_TOOLS)
 #: The un-mutated series, run first through the same path.
 CONTROL = "control"
 #: The "killer" of a mutant that failed the session before any test ran.
@@ -482,6 +486,11 @@ class Request:
     resume: bool = False  # keep the outcomes of an interrupted run of the same suite
 
 
+def expected_features(flavor: str) -> tuple[str, ...]:
+    """What a mutant's kernel (and the control) must offer in @flavor."""
+    return SERIES_FEATURES + (DEBUG_FEATURES if flavor == "debug" else ())
+
+
 def run_suite(
     suite: Path,
     image: Path,
@@ -490,6 +499,7 @@ def run_suite(
     extra: Sequence[str],
     timeout: float,
     run_first: Sequence[str] = (),
+    flavor: str = "default",
 ) -> tuple[int, float]:
     """``pytest vmtests/ --kernel=IMAGE --bisect -x`` in ``suite``; (exit, seconds).
 
@@ -515,7 +525,7 @@ def run_suite(
         # The kernel is the series (mutated): it must have what the series
         # adds, as ./ptimers test demands of the patched kernel; a mutant
         # that disables a feature would otherwise pass as an old kernel.
-        f"--expect-features={','.join(SERIES_FEATURES)}",
+        f"--expect-features={','.join(expected_features(flavor))}",
         # The same suite, the test expected to kill the mutant first: with -x
         # a killed mutant costs that test, not the tests before it.
         *[f"--run-first={first}" for first in run_first],
@@ -594,7 +604,14 @@ def run_one(
     named = mutant.caught_by.replace(",", " ").split() if mutant is not None else []
     first = [n for n in named if n.startswith("vmtests/")]
     rc, seconds = run_suite(
-        suite, kernel.image, out, selftests, req.pytest_args, req.timeout, run_first=first
+        suite,
+        kernel.image,
+        out,
+        selftests,
+        req.pytest_args,
+        req.timeout,
+        run_first=first,
+        flavor=req.flavor,
     )
     o.pytest_exit, o.test_seconds = rc, round(seconds, 1)
     o.log = str(out / "pytest.log")

@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
+from . import failslab, kconfig, procfs
 from . import helper as helper_mod
-from . import kconfig, procfs
 from .errors import (
     BootError,
     GuestError,
@@ -38,7 +38,7 @@ from .errors import (
     KernelBroken,
 )
 from .guest import Guest
-from .helper import ContractError, Helper
+from .helper import ContractError, Helper, Op
 from .kmsg import KmsgCursor
 from .paths import KERNEL_CONFIG_DIR
 from .results import RunRecord, TestRecord, markdown_summary, write_json
@@ -293,7 +293,61 @@ def _probe_features(guest: Guest, helper: Helper) -> dict[str, bool]:
                 "for what the probe asks",
             )
         feats[feat] = probe[key] == "present"
+    feats["reserved_slot"] = _probe_reserved_slot(guest, helper, feats)
     return feats
+
+
+#: prctl(2) option of upstream's restore mode (include/uapi/linux/prctl.h).
+PR_TIMER_CREATE_RESTORE_IDS = 77
+
+
+def _probe_reserved_slot(guest: Guest, helper: Helper, feats: dict[str, bool]) -> bool:
+    """Whether a delete keeps the timer's slot (and its array nodes) reserved.
+
+    Only an xarray kernel allocates nodes in timer_create(), and only
+    failslab makes that visible: with nodes failing, an exact create of the
+    ID just deleted succeeds without an injected failure where the slot is
+    kept, and fails with -EAGAIN and one where it is not.  Anything else
+    is a broken kernel.  Without failslab (the default flavor) or an exact
+    ID interface the answer is "absent", and --expect-features cannot
+    demand it.
+    """
+    if not (feats["failslab"] and feats["proc_timers_by_id"]):
+        return False
+    mode: Op = {"op": "prctl", "option": PR_TIMER_CREATE_RESTORE_IDS, "arg3": 0}
+    if feats["sigev_timer_id"]:
+        exact: list[Op] = [{"op": "create", "id": 64, "flags": ["timer_id"]}]
+    elif feats["prctl_restore_ids"]:
+        exact = [{**mode, "arg2": 1}, {"op": "create", "id": 64}, {**mode, "arg2": 0}]
+    else:
+        return False
+    make_it_fail = {"op": "write_file", "path": "/proc/self/make-it-fail"}
+    with failslab.armed(guest):
+        failslab.fail_cache(guest, "radix_tree_node")
+        before = failslab.injected(guest)
+        res = helper.run(
+            [
+                {"op": "create"},
+                *exact,
+                {"op": "delete", "id": 64},
+                {"op": "mlockall"},
+                {**make_it_fail, "data": "1"},
+                *exact,
+                {**make_it_fail, "data": "0"},
+            ]
+        )
+        hit = failslab.injected(guest) - before
+    again = [r for r in res if r.get("op") == "create"][-1]
+    if again.get("ret") == 0 and again.get("id") == 64 and hit == 0:
+        return True
+    if again.get("ret") == -1 and again.get("errno") == "EAGAIN" and hit > 0:
+        return False
+    raise KernelBroken(
+        "the reserved-slot probe got an answer no kernel should give: an exact create "
+        f"of a just-deleted ID under failing node allocations answered {again} "
+        f"with {hit} injected failure(s)",
+        hint="see harness/pytest_plugin.py:_probe_reserved_slot for the sequence",
+    )
 
 
 def criu_options_missing(config_text: str) -> list[str]:
@@ -319,6 +373,7 @@ EXPECTABLE: tuple[str, ...] = (
     "sigev_timer_id",
     "prctl_restore_ids",
     "proc_timers_by_id",
+    "reserved_slot",
     "proc_timers",
     "criu_config",
     *DEBUG_TOOLS,

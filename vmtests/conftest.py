@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from harness import failslab as failslab_mod
 from harness.guest import Guest
 from harness.helper import Helper, Op
 
@@ -61,43 +62,17 @@ def run(helper: Helper) -> Helper:
     return helper
 
 
-FAILSLAB = "/sys/kernel/debug/failslab"
-FAILSLAB_TIMES = 1_000_000  # failslab's budget of failures; what is left tells how many hit
+FAILSLAB = failslab_mod.DEBUGFS
 
 
 @pytest.fixture
 def failslab(guest: Guest) -> Iterator[Guest]:
     """failslab armed for tasks that ask for it (make-it-fail) and the caches
     a test enables; everything off again afterwards."""
-    # Filters first, probability last: between the two, every allocation of
-    # every task in the guest would fail.
-    knobs = {
-        "task-filter": "Y",
-        "cache-filter": "Y",
-        "ignore-gfp-wait": "N",
-        "interval": "1",
-        "times": str(FAILSLAB_TIMES),
-        "space": "0",
-        "verbose": "0",
-        "probability": "100",
-    }
-    try:
-        for k, v in knobs.items():
-            guest.run(f"echo {v} > {FAILSLAB}/{k}", check=True)
+    with failslab_mod.armed(guest):
         yield guest
-    finally:
-        guest.run(
-            f"echo 0 > {FAILSLAB}/probability; for c in /sys/kernel/slab/*/failslab; do "
-            "echo 0 > $c 2>/dev/null; done",
-            check=True,
-        )
 
 
 def failslab_injected(guest: Guest) -> int:
-    """Failures injected so far: failslab counts ``times`` down per failure.
-
-    (Counting FAULT_INJECTION lines in dmesg would miss rate-limited
-    reports, a wrapped ring buffer and the __GFP_NOWARN attempts.)
-    """
-    out = guest.run(f"cat {FAILSLAB}/times", timeout=60, check=True)
-    return FAILSLAB_TIMES - int(out.stdout.strip())
+    """Failures injected so far (see harness.failslab.injected)."""
+    return failslab_mod.injected(guest)

@@ -14,6 +14,7 @@ from harness.pytest_plugin import (
     DEBUG_TOOLS,
     _lockdep_on,
     _probe_features,
+    _probe_reserved_slot,
     check_expected,
     parse_expected,
 )
@@ -183,3 +184,105 @@ def test_a_wedged_command_re_raised_by_a_test_still_stops_the_session() -> None:
     except GuestError as outer:
         assert _wedged(outer) is wedged
     assert _wedged(GuestError("plain timeout")) is None
+
+
+class FailslabGuest:
+    """A guest with failslab whose ``times`` counter drops by ``hits`` once
+    the helper has run (what an injected failure does)."""
+
+    def __init__(self, hits: int) -> None:
+        self.hits = hits
+        self.ran = False
+        self.commands: list[str] = []
+
+    def run(
+        self, command: str, stdin: str | None = None, timeout: float = 60.0, check: bool = False
+    ) -> Result:
+        self.commands.append(command)
+        if command.startswith("cat ") and command.endswith("/times"):
+            left = 1_000_000 - (self.hits if self.ran else 0)
+            return Result(command, 0, f"{left}\n", "", 0.0)
+        return Result(command, 0, "", "", 0.0)
+
+
+class ReservedHelper:
+    def __init__(self, guest: FailslabGuest, last: Op) -> None:
+        self.guest, self.last = guest, last
+        self.sent: list[Op] = []
+
+    def run(self, ops: list[Op], **_: Any) -> list[Op]:
+        self.sent = ops
+        self.guest.ran = True
+        return [
+            {"op": "create", "ret": 0, "id": 0},
+            {"op": "create", "ret": 0, "id": 64},
+            {"op": "delete", "ret": 0},
+            self.last,
+        ]
+
+
+def reserved(last: Op, hits: int, **feats: bool) -> tuple[bool, FailslabGuest, ReservedHelper]:
+    base = {
+        "failslab": True,
+        "proc_timers_by_id": True,
+        "sigev_timer_id": True,
+        "prctl_restore_ids": False,
+    }
+    guest = FailslabGuest(hits)
+    helper = ReservedHelper(guest, last)
+    got = _probe_reserved_slot(cast(Guest, guest), cast(Helper, helper), {**base, **feats})
+    return got, guest, helper
+
+
+CREATED_64: Op = {"op": "create", "ret": 0, "id": 64}
+EAGAIN: Op = {"op": "create", "ret": -1, "errno": "EAGAIN"}
+
+
+def test_reserved_slot_present_when_the_create_needs_no_node() -> None:
+    got, guest, helper = reserved(CREATED_64, hits=0)
+    assert got is True
+    # Only the node cache is made to fail, for the helper only, and it is
+    # all switched off again afterwards.
+    assert "echo 1 > /sys/kernel/slab/radix_tree_node/failslab" in guest.commands
+    assert guest.commands[-1].startswith("echo 0 > /sys/kernel/debug/failslab/probability")
+    writes = [o["data"] for o in helper.sent if o["op"] == "write_file"]
+    assert writes == ["1", "0"]
+
+
+def test_reserved_slot_absent_when_the_create_fails_on_a_node() -> None:
+    got, _, _ = reserved(EAGAIN, hits=1)
+    assert got is False
+
+
+@pytest.mark.parametrize(
+    ("last", "hits"),
+    [
+        (CREATED_64, 1),  # created although a node allocation failed
+        (EAGAIN, 0),  # failed with nothing injected
+        ({"op": "create", "ret": 0, "id": 65}, 0),  # the wrong ID
+        ({"op": "create", "ret": -1, "errno": "EBUSY"}, 0),
+    ],
+)
+def test_reserved_slot_probe_fails_on_impossible_answers(last: Op, hits: int) -> None:
+    with pytest.raises(KernelBroken) as exc:
+        reserved(last, hits)
+    assert exc.value.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "feats",
+    [
+        {"failslab": False},
+        {"proc_timers_by_id": False},  # a hash kernel allocates no node at all
+        {"sigev_timer_id": False, "prctl_restore_ids": False},
+    ],
+)
+def test_reserved_slot_not_probed_without_what_it_needs(feats: dict[str, bool]) -> None:
+    got, guest, _ = reserved(CREATED_64, hits=0, **feats)
+    assert got is False and guest.commands == []
+
+
+def test_reserved_slot_probe_uses_the_prctl_where_there_is_no_flag() -> None:
+    _, _, helper = reserved(CREATED_64, 0, sigev_timer_id=False, prctl_restore_ids=True)
+    prctls = [o for o in helper.sent if o["op"] == "prctl"]
+    assert [o["arg2"] for o in prctls] == [1, 0, 1, 0]
