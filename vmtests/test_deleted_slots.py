@@ -18,7 +18,16 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import INT_MAX, PR_TIMER_CREATE_RESTORE_IDS, create, err, ids, ok
+from conftest import (
+    INT_MAX,
+    PR_TIMER_CREATE_RESTORE_IDS,
+    create,
+    err,
+    failslab_injected,
+    ids,
+    ok,
+)
+from harness.guest import Guest
 from harness.helper import Helper, Op
 from harness.procfs import parse
 
@@ -125,3 +134,118 @@ def test_int_max_deleted_and_created_again(helper: Helper, exact: Exact) -> None
     res = helper.run([*exact(INT_MAX), delete(INT_MAX), *exact(INT_MAX), create(), delete(INT_MAX)])
     assert ids(res) == [INT_MAX, INT_MAX, 0]
     ok(res[-1])
+
+
+# The reserved slot itself (the series' "Keep the slot of the last deleted
+# timer reserved"): only failslab shows which creates allocate array nodes,
+# so these run in the debug flavor, where the patched kernel must have it.
+
+
+def failing(*ops: Op) -> list[Op]:
+    """@ops with the helper's slab allocations failing (radix_tree_node only)."""
+    path = "/proc/self/make-it-fail"
+    return [
+        {"op": "write_file", "path": path, "data": "1"},
+        *ops,
+        {"op": "write_file", "path": path, "data": "0"},
+    ]
+
+
+@pytest.fixture
+def node_failslab(failslab: Guest) -> Guest:
+    failslab.run("echo 1 > /sys/kernel/slab/radix_tree_node/failslab", check=True)
+    return failslab
+
+
+@pytest.mark.needs("reserved_slot")
+def test_reservation_moves_and_frees_what_only_it_kept(
+    helper: Helper, node_failslab: Guest, exact: Exact
+) -> None:
+    """64 deleted, then 200: the leaf of 64..127 held nothing but the
+    reservation and must be gone (creating 64 needs a node again), while the
+    leaf of 200 is kept (creating 200 and its neighbour 201 needs none)."""
+    before = failslab_injected(node_failslab)
+    res = helper.run(
+        [
+            create(),
+            *exact(64),
+            delete(64),
+            *exact(200),
+            delete(200),
+            {"op": "mlockall"},
+            *failing(*exact(64), *exact(200), create()),
+        ]
+    )
+    creates = [r for r in res if r.get("op") == "create"]
+    assert err(creates[3]) == "EAGAIN", "the released leaf of 64 was kept"
+    assert failslab_injected(node_failslab) > before
+    assert [ok(r)["id"] for r in creates[4:]] == [200, 201]
+
+
+@pytest.mark.needs("reserved_slot")
+def test_failed_create_keeps_the_reservation(
+    helper: Helper, node_failslab: Guest, exact: Exact
+) -> None:
+    """A create whose node allocation fails (4096: a new leaf) must leave the
+    reservation of 64 as it was: the search from the cursor (64, after the
+    exact create of 63) takes it before the free 65, without an allocation."""
+    res = helper.run(
+        [
+            create(),
+            *exact(64),
+            delete(64),
+            {"op": "mlockall"},
+            *failing(*exact(4096)),
+            *exact(63),
+            *failing(create(), create()),
+            {"op": "proc_timers"},
+        ]
+    )
+    creates = [r for r in res if r.get("op") == "create"]
+    assert err(creates[2]) == "EAGAIN"
+    assert ok(creates[3])["id"] == 63
+    assert ok(creates[4])["id"] == 64, "the reserved slot was lost or needed a node"
+    assert ok(creates[5])["id"] == 65
+    listed = parse(ok(next(r for r in res if r.get("op") == "proc_timers"))["text"])
+    assert sorted(t.id for t in listed) == [0, 63, 64, 65]
+
+
+def test_exec_and_deletes_after_it(helper: Helper, exact: Exact) -> None:
+    """exec destroys the array, a deleted slot's remains with it: the new
+    image creates and deletes as in a fresh array (the cursor carries on, as
+    in 6.12), and its first delete must not look for what was kept before."""
+    res = helper.run(
+        [
+            create(),
+            *exact(64),
+            delete(64),
+            {"op": "exec", "script": [create(), create(), delete(66), create(), delete(65)]},
+        ]
+    )
+    assert ids(res) == [0, 64, 65, 66, 67]
+    deletes = [r for r in res if r.get("op") == "delete"]
+    assert len(deletes) == 3
+    for d in deletes:
+        ok(d)
+
+
+def test_two_deletes_both_ids_found_again(helper: Helper, exact: Exact) -> None:
+    """1 then 2 deleted: both IDs are free again for the search after a
+    wrap-around (a storage keeping only the last deleted slot must give the
+    earlier one back) and for exact creates."""
+    res = helper.run(
+        [
+            *(create() for _ in range(4)),
+            delete(1),
+            delete(2),
+            *exact(INT_MAX),
+            create(),
+            create(),
+            create(),
+            delete(1),
+            delete(2),
+            *exact(1),
+            *exact(2),
+        ]
+    )
+    assert ids(res) == [0, 1, 2, 3, INT_MAX, 1, 2, 4, 1, 2]

@@ -41,8 +41,12 @@ from harness.idmodel import IdModel, Outcome, expectation, outcome
 from harness.procfs import parse
 
 # IDs where the interesting branches are: the array's head (0), node
-# boundaries (63/64, 4095/4096), the wrap at INT_MAX, and invalid ones.
-EDGE_IDS = [0, 1, 2, 3, 5, 63, 64, 65, 4095, 4096, INT_MAX - 2, INT_MAX - 1, INT_MAX]
+# boundaries (63/64, 4095/4096, the 4th and 6th levels), the wrap at
+# INT_MAX, and invalid ones.
+EDGE_IDS = [
+    *(0, 1, 2, 3, 5, 63, 64, 65, 4095, 4096, 262144, 2**30),
+    *(INT_MAX - 2, INT_MAX - 1, INT_MAX),
+]
 # Mostly IDs around the cursor of a short sequence, where exact and plain
 # creates meet; the rest at the edges.
 TINY = st.integers(0, 3)
