@@ -197,10 +197,9 @@ def legacy_sentence(results: dict[str, Any]) -> str:
     return textwrap.fill(text + ".", width=72, break_on_hyphens=False)
 
 
-PARKED = REPO / "bench-data" / "parked-slot" / "results.json"
-
-
-CANDIDATE = REPO / "bench-data" / "parking-v3" / "results.json"
+#: The series with and without its reserved-slot patch, side by side
+#: ("without" and "patched"): what the cover letter says patch 4 gains.
+RESERVED = REPO / "bench-data" / "reserved-slot" / "results.json"
 
 
 def _insns(data: dict[str, Any], case: str, label: str) -> float | None:
@@ -208,79 +207,89 @@ def _insns(data: dict[str, Any], case: str, label: str) -> float | None:
     return None if cell is None else float(cell["median"])
 
 
-def parked_text(
-    path: Path = PARKED, candidate: Path = CANDIDATE, release: dict[str, Any] | None = None
-) -> str:
-    """What the pair costs, where it goes, and what reserving a slot would save.
+def _profile(data: dict[str, Any], case: str, label: str) -> list[tuple[str, float]]:
+    """The largest kernel functions of @case's counted loop (--profile)."""
+    funcs: dict[str, float] = {}
+    for r in data["rounds"]:
+        if r["kernel"] == label and r.get("mode") == "insns":
+            metric: dict[str, Any] = next(
+                iter(r["cases"].get(case, {}).get("insns", {}).values()), {}
+            )
+            for name, per in metric.get("functions", []):
+                funcs[name] = per
+    return sorted(((f, n) for f, n in funcs.items() if f != "(others)"), key=lambda kv: -kv[1])
 
-    From three runs: the first version's reserved slot against this version
-    (``bench-data/parked-slot``), the candidate that reserves a slot only
-    when its node would empty (``bench-data/parking-v3``, instruction counts
-    and a profile), and the release run for upstream's count.
+
+def reservation_text(path: Path = RESERVED, release: dict[str, Any] | None = None) -> str:
+    """What the create+delete pair costs, what patch 4 saves, what is left.
+
+    From two runs: the series without and with its reserved-slot patch in
+    a run of their own (``bench-data/reserved-slot``), and the release run
+    for upstream's count and the profile of what remains.
     """
-    if not path.exists() or not candidate.exists():
-        missing = path if not path.exists() else candidate
+    if not path.exists():
         raise HarnessError(
-            f"{missing.relative_to(REPO)} is missing: the cover letter quotes it",
-            hint="rerun the comparison it names (see README, Benchmarks)",
+            f"{path.relative_to(REPO)} is missing: the cover letter quotes it",
+            hint="rerun the comparison it names (see its README.md)",
         )
     data = json.loads(path.read_text())
     data["summary"] = bench.summarize(data)
-    s = data["summary"]
     meta = data["meta"]
     cells = []
     for name, label in (
         ("a.pairs", "from ID 0"),
         *((f"a.pairs_at.{d}", f"at {d}") for d, _ in PAIR_DEPTHS),
+        ("t.churn.2threads", "in 2 threads"),
+        ("t.churn.2procs", "in 2 processes"),
     ):
-        ratio = s.get(name, {}).get("ratios", {}).get("patched/parked")
-        if ratio is not None:
-            cells.append(f"{label} {ratio:.2f}x")
-    cand = json.loads(candidate.read_text())
-    cand["summary"] = bench.summarize(cand)
-    now, parked = _insns(cand, "a.pairs", "patched"), _insns(cand, "a.pairs", "parked")
-    if now is None or parked is None:
+        without, with_ = _insns(data, name, "without"), _insns(data, name, "patched")
+        if without is not None and with_ is not None:
+            cells.append(f"{label} {without:.0f} -> {with_:.0f}")
+    if not cells:
         raise HarnessError(
-            f"{candidate.relative_to(REPO)} has no instruction counts for a.pairs",
+            f"{path.relative_to(REPO)} has no instruction counts for the pair cases",
             hint="rerun that comparison with --insn-rounds 1",
         )
-    up = _insns(release, "a.pairs", "upstream") if release else None
-    funcs: dict[str, float] = {}
-    for r in cand["rounds"]:
-        if r["kernel"] == "patched" and r.get("mode") == "insns":
-            for name, per in (
-                r["cases"]["a.pairs"].get("insns", {}).get("pairs", {}).get("functions", [])
-            ):
-                funcs[name] = per
-    top = sorted(((f, n) for f, n in funcs.items() if f != "(others)"), key=lambda kv: -kv[1])[:6]
-    mine = _insns(release, "a.pairs", "patched") if release else None
-    rounds = release["meta"].get("insn_rounds") if release else None
+    same = []
+    lookup = [_insns(data, "c.lookup.100k", k) for k in ("without", "patched")]
+    if None not in lookup:
+        same.append(f"a lookup among 100k timers {lookup[0]:.0f} -> {lookup[1]:.0f} instructions")
+    for name in ("e.memory.dense", "e.memory.sparse"):
+        cell = data["summary"].get(name, {}).get("kernels", {})
+        if "without" in cell and "patched" in cell:
+            same.append(
+                f"{name} {cell['without']['median']:.0f} -> {cell['patched']['median']:.0f} "
+                "bytes per timer"
+            )
     text = (
         "A process creating and deleting one timer at a time (CRIU's legacy restore "
-        "loop) empties the array on every delete, and the next create allocates the "
-        "path to its ID again. "
-        + (
-            f"Counted in guest instructions per pair (a QEMU plugin, release run, {rounds} "
-            f"counted rounds): {mine:.0f} for this version, {up:.0f} for upstream. "
-            if mine and up
-            else ""
-        )
-        + "In a profile of the loop (bench-data/parking-v3/) the largest entries are "
-        + ", ".join(f"{name} {per:.0f}" for name, per in top)
-        + " instructions per pair: the node's allocation and RCU-deferred free. "
-        "The series' first version kept the slot of the last deleted timer reserved, "
-        "with code which stored one timer in two slots after exact creates and a "
-        "delete; this version drops it. Per pair this version costs, in time relative "
-        f"to that one (QEMU {str(meta.get('accel', '?')).upper()}, {meta.get('rounds')} "
-        f"rounds, scale {meta.get('scale')}, bench-data/parked-slot/): "
+        "loop) would empty the array on every delete, and the next create would "
+        "allocate the path to its ID again: a node allocation and an RCU-deferred "
+        "node free per pair. Patch 4 keeps the last deleted slot reserved. Guest "
+        "instructions per pair without and with it, in a run of their own "
+        f"(bench-data/reserved-slot/, QEMU {str(meta.get('accel', '?')).upper()}, "
+        f"{meta.get('insn_rounds')} counted round(s), scale {meta.get('scale')}): "
         + ", ".join(cells)
-        + ". A candidate that reserves a slot only when its node would empty (one "
-        "reserved slot per process at most, kept free for the ID search and exact "
-        f"creates) takes the pair from {now:.0f} to {parked:.0f} instructions in a run "
-        f"of its own against this version ({100 * (1 - parked / now):.0f}% fewer); it "
-        "is measured but not part of this version, which keeps the simpler code until "
-        "the reservation has had the review and tests the first one lacked."
+        + "; unchanged by it: "
+        + "; ".join(same)
+        + "."
     )
+    if release:
+        mine, up = _insns(release, "a.pairs", "patched"), _insns(release, "a.pairs", "upstream")
+        rounds = release["meta"].get("insn_rounds")
+        if mine and up:
+            text += (
+                f" In the release run ({rounds} counted rounds) the pair costs {mine:.0f} "
+                f"instructions with this series and {up:.0f} with upstream "
+                f"({mine / up:.2f}x)."
+            )
+        top = _profile(release, "a.pairs", "patched")[:6]
+        if top:
+            text += (
+                " The largest kernel functions of this series' pair, per pair: "
+                + ", ".join(f"{name} {per:.0f}" for name, per in top)
+                + "."
+            )
     return textwrap.fill(text, width=72, break_on_hyphens=False)
 
 
@@ -412,6 +421,6 @@ def render(results_path: Path | None = None, tests_dir: Path | None = None) -> s
         )
     ctx = answers(results)
     ctx["testing"] = testing_text(tests_dir)
-    ctx["parked"] = parked_text(release=results)
+    ctx["parked"] = reservation_text(release=results)
     env = report._env()
     return env.get_template("cover-letter.txt.j2").render(**ctx)

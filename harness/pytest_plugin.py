@@ -305,47 +305,59 @@ def _probe_reserved_slot(guest: Guest, helper: Helper, feats: dict[str, bool]) -
     """Whether a delete keeps the timer's slot (and its array nodes) reserved.
 
     Only an xarray kernel allocates nodes in timer_create(), and only
-    failslab makes that visible: with nodes failing, an exact create of the
-    ID just deleted succeeds without an injected failure where the slot is
-    kept, and fails with -EAGAIN and one where it is not.  Anything else
-    is a broken kernel.  Without failslab (the default flavor) or an exact
-    ID interface the answer is "absent", and --expect-features cannot
+    failslab makes that visible: with node allocations failing, an exact
+    create of the ID just deleted (64, alone in its leaf) succeeds where the
+    slot is kept and fails with -EAGAIN where it is not.  In the same window
+    an exact create of 4096 (a new root, inner node and leaf) must fail, or
+    the injection was not working and the answer means nothing.  Anything
+    else is a broken kernel.  Without failslab (the default flavor) or an
+    exact-ID interface the answer is "absent", and --expect-features cannot
     demand it.
     """
     if not (feats["failslab"] and feats["proc_timers_by_id"]):
         return False
     mode: Op = {"op": "prctl", "option": PR_TIMER_CREATE_RESTORE_IDS, "arg3": 0}
-    if feats["sigev_timer_id"]:
-        exact: list[Op] = [{"op": "create", "id": 64, "flags": ["timer_id"]}]
-    elif feats["prctl_restore_ids"]:
-        exact = [{**mode, "arg2": 1}, {"op": "create", "id": 64}, {**mode, "arg2": 0}]
-    else:
+
+    def exact(want: int) -> list[Op]:
+        if feats["sigev_timer_id"]:
+            return [{"op": "create", "id": want, "flags": ["timer_id"]}]
+        return [{**mode, "arg2": 1}, {"op": "create", "id": want}, {**mode, "arg2": 0}]
+
+    if not (feats["sigev_timer_id"] or feats["prctl_restore_ids"]):
         return False
     make_it_fail = {"op": "write_file", "path": "/proc/self/make-it-fail"}
+    ops: list[Op] = [
+        {"op": "create"},
+        *exact(64),
+        {"op": "delete", "id": 64},
+        {"op": "mlockall"},
+        {**make_it_fail, "data": "1"},
+        *exact(64),
+        *exact(4096),
+        {**make_it_fail, "data": "0"},
+    ]
     with failslab.armed(guest):
         failslab.fail_cache(guest, "radix_tree_node")
         before = failslab.injected(guest)
-        res = helper.run(
-            [
-                {"op": "create"},
-                *exact,
-                {"op": "delete", "id": 64},
-                {"op": "mlockall"},
-                {**make_it_fail, "data": "1"},
-                *exact,
-                {**make_it_fail, "data": "0"},
-            ]
-        )
+        res = helper.run(ops)
         hit = failslab.injected(guest) - before
-    again = [r for r in res if r.get("op") == "create"][-1]
-    if again.get("ret") == 0 and again.get("id") == 64 and hit == 0:
+    setup = [r for r in res if r.get("op") in ("delete", "mlockall", "write_file", "prctl")]
+    creates = [r for r in res if r.get("op") == "create"]
+    again, control = creates[-2], creates[-1]
+    answer = f"{again} then, for 4096, {control}, with {hit} injected failure(s)"
+    if any(r.get("ret", -1) < 0 for r in setup) or [c.get("id") for c in creates[:2]] != [0, 64]:
+        raise KernelBroken(
+            f"the reserved-slot probe's set-up failed: {res}",
+            hint="see harness/pytest_plugin.py:_probe_reserved_slot for the sequence",
+        )
+    injecting = control.get("ret") == -1 and control.get("errno") == "EAGAIN" and hit > 0
+    if injecting and again.get("ret") == 0 and again.get("id") == 64:
         return True
-    if again.get("ret") == -1 and again.get("errno") == "EAGAIN" and hit > 0:
+    if injecting and again.get("ret") == -1 and again.get("errno") == "EAGAIN":
         return False
     raise KernelBroken(
         "the reserved-slot probe got an answer no kernel should give: an exact create "
-        f"of a just-deleted ID under failing node allocations answered {again} "
-        f"with {hit} injected failure(s)",
+        f"of a just-deleted ID under failing node allocations answered {answer}",
         hint="see harness/pytest_plugin.py:_probe_reserved_slot for the sequence",
     )
 

@@ -186,9 +186,10 @@ def test_reservation_moves_and_frees_what_only_it_kept(
 def test_failed_create_keeps_the_reservation(
     helper: Helper, node_failslab: Guest, exact: Exact
 ) -> None:
-    """A create whose node allocation fails (4096: a new leaf) must leave the
-    reservation of 64 as it was: the search from the cursor (64, after the
-    exact create of 63) takes it before the free 65, without an allocation."""
+    """A create whose node allocations fail (4096: a new root, an inner node
+    and a leaf) must leave the reservation of 64 as it was: the search from
+    the cursor (64, after the exact create of 63) takes it before the free
+    65, without an allocation."""
     res = helper.run(
         [
             create(),
@@ -197,7 +198,7 @@ def test_failed_create_keeps_the_reservation(
             {"op": "mlockall"},
             *failing(*exact(4096)),
             *exact(63),
-            *failing(create(), create()),
+            *failing(create(), create(), *exact(4096)),
             {"op": "proc_timers"},
         ]
     )
@@ -206,6 +207,9 @@ def test_failed_create_keeps_the_reservation(
     assert ok(creates[3])["id"] == 63
     assert ok(creates[4])["id"] == 64, "the reserved slot was lost or needed a node"
     assert ok(creates[5])["id"] == 65
+    # Proof that node allocations were failing in that window: 4096 needs a
+    # new root, an inner node and a leaf.
+    assert err(creates[6]) == "EAGAIN"
     listed = parse(ok(next(r for r in res if r.get("op") == "proc_timers"))["text"])
     assert sorted(t.id for t in listed) == [0, 63, 64, 65]
 
@@ -213,18 +217,15 @@ def test_failed_create_keeps_the_reservation(
 def test_exec_and_deletes_after_it(helper: Helper, exact: Exact) -> None:
     """exec destroys the array, a deleted slot's remains with it: the new
     image creates and deletes as in a fresh array (the cursor carries on, as
-    in 6.12), and its first delete must not look for what was kept before."""
-    res = helper.run(
-        [
-            create(),
-            *exact(64),
-            delete(64),
-            {"op": "exec", "script": [create(), create(), delete(66), create(), delete(65)]},
-        ]
-    )
-    assert ids(res) == [0, 64, 65, 66, 67]
+    in 6.12), and its deletes must not look for what was kept before (a
+    stale reservation makes the kernel WARN, which fails the test)."""
+    script = [create(), create(), delete(67), create()]
+    ops = [create(), *exact(64), create(), delete(64), {"op": "exec", "script": script}]
+    # exec's new image prints one line per op of its script
+    res = helper.run(ops, expect=len(ops) + len(script))
+    assert ids(res) == [0, 64, 65, 66, 67, 68]
     deletes = [r for r in res if r.get("op") == "delete"]
-    assert len(deletes) == 3
+    assert len(deletes) == 2
     for d in deletes:
         ok(d)
 
@@ -249,3 +250,29 @@ def test_two_deletes_both_ids_found_again(helper: Helper, exact: Exact) -> None:
         ]
     )
     assert ids(res) == [0, 1, 2, 3, INT_MAX, 1, 2, 4, 1, 2]
+    for d in (r for r in res if r.get("op") == "delete"):
+        ok(d)
+
+
+def test_deleted_int_max_is_found_from_a_cursor_at_int_max(helper: Helper, exact: Exact) -> None:
+    """The search's upper end: INT_MAX deleted, the cursor put back on it."""
+    res = helper.run([*exact(INT_MAX), delete(INT_MAX), *exact(INT_MAX - 1), create(), create()])
+    assert ids(res) == [INT_MAX, INT_MAX - 1, INT_MAX, 0]
+
+
+def test_deleted_slot_below_the_cursor_is_found_after_the_wrap(
+    helper: Helper, exact: Exact
+) -> None:
+    """No free ID from the cursor to INT_MAX: the second search, from 0 to
+    below the cursor, must find the deleted 2 before the free 3."""
+    res = helper.run(
+        [
+            *(create() for _ in range(3)),
+            *exact(INT_MAX),
+            *exact(INT_MAX - 1),
+            delete(2),
+            create(),
+            create(),
+        ]
+    )
+    assert ids(res) == [0, 1, 2, INT_MAX, INT_MAX - 1, 2, 3]

@@ -40,11 +40,11 @@ from harness.helper import Helper, HelperError, Op
 from harness.idmodel import IdModel, Outcome, expectation, outcome
 from harness.procfs import parse
 
-# IDs where the interesting branches are: the array's head (0), node
-# boundaries (63/64, 4095/4096, the 4th and 6th levels), the wrap at
-# INT_MAX, and invalid ones.
+# IDs where the interesting branches are: the array's head (0), the first
+# ID of each level (64, 4096, 2^18, 2^24, 2^30) and its neighbours, the
+# wrap at INT_MAX, and invalid ones.
 EDGE_IDS = [
-    *(0, 1, 2, 3, 5, 63, 64, 65, 4095, 4096, 262144, 2**30),
+    *(0, 1, 2, 3, 5, 63, 64, 65, 4095, 4096, 2**18, 2**24, 2**30),
     *(INT_MAX - 2, INT_MAX - 1, INT_MAX),
 ]
 # Mostly IDs around the cursor of a short sequence, where exact and plain

@@ -206,22 +206,40 @@ class FailslabGuest:
 
 
 class ReservedHelper:
-    def __init__(self, guest: FailslabGuest, last: Op) -> None:
-        self.guest, self.last = guest, last
+    """Answers each op; the creates in the failing window (after the
+    make-it-fail write of "1") answer ``last`` and ``control``."""
+
+    def __init__(self, guest: FailslabGuest, last: Op, control: Op) -> None:
+        self.guest, self.last, self.control = guest, last, control
         self.sent: list[Op] = []
 
     def run(self, ops: list[Op], **_: Any) -> list[Op]:
         self.sent = ops
         self.guest.ran = True
-        return [
-            {"op": "create", "ret": 0, "id": 0},
-            {"op": "create", "ret": 0, "id": 64},
-            {"op": "delete", "ret": 0},
-            self.last,
-        ]
+        out: list[Op] = []
+        failing = False
+        window = [self.last, self.control]
+        plain = iter([0, 64])
+        for op in ops:
+            if op["op"] == "write_file":
+                failing = op["data"] == "1"
+                out.append({"op": "write_file", "ret": 1})
+            elif op["op"] == "create":
+                out.append(
+                    window.pop(0) if failing else {"op": "create", "ret": 0, "id": next(plain)}
+                )
+            else:
+                out.append({"op": op["op"], "ret": 0})
+        return out
 
 
-def reserved(last: Op, hits: int, **feats: bool) -> tuple[bool, FailslabGuest, ReservedHelper]:
+CREATED_64: Op = {"op": "create", "ret": 0, "id": 64}
+EAGAIN: Op = {"op": "create", "ret": -1, "errno": "EAGAIN"}
+
+
+def reserved(
+    last: Op, hits: int, control: Op = EAGAIN, **feats: bool
+) -> tuple[bool, FailslabGuest, ReservedHelper]:
     base = {
         "failslab": True,
         "proc_timers_by_id": True,
@@ -229,44 +247,61 @@ def reserved(last: Op, hits: int, **feats: bool) -> tuple[bool, FailslabGuest, R
         "prctl_restore_ids": False,
     }
     guest = FailslabGuest(hits)
-    helper = ReservedHelper(guest, last)
+    helper = ReservedHelper(guest, last, control)
     got = _probe_reserved_slot(cast(Guest, guest), cast(Helper, helper), {**base, **feats})
     return got, guest, helper
 
 
-CREATED_64: Op = {"op": "create", "ret": 0, "id": 64}
-EAGAIN: Op = {"op": "create", "ret": -1, "errno": "EAGAIN"}
-
-
 def test_reserved_slot_present_when_the_create_needs_no_node() -> None:
-    got, guest, helper = reserved(CREATED_64, hits=0)
+    got, guest, helper = reserved(CREATED_64, hits=1)
     assert got is True
     # Only the node cache is made to fail, for the helper only, and it is
     # all switched off again afterwards.
     assert "echo 1 > /sys/kernel/slab/radix_tree_node/failslab" in guest.commands
-    assert guest.commands[-1].startswith("echo 0 > /sys/kernel/debug/failslab/probability")
-    writes = [o["data"] for o in helper.sent if o["op"] == "write_file"]
-    assert writes == ["1", "0"]
+    assert guest.commands[-1] == (
+        "echo 0 > /sys/kernel/debug/failslab/probability; for c in "
+        "/sys/kernel/slab/*/failslab; do echo 0 > $c 2>/dev/null; done"
+    )
+    # The exact ops: the deleted ID and the control inside the window.
+    fail = "/proc/self/make-it-fail"
+    flag = ["timer_id"]
+    assert helper.sent == [
+        {"op": "create"},
+        {"op": "create", "id": 64, "flags": flag},
+        {"op": "delete", "id": 64},
+        {"op": "mlockall"},
+        {"op": "write_file", "path": fail, "data": "1"},
+        {"op": "create", "id": 64, "flags": flag},
+        {"op": "create", "id": 4096, "flags": flag},
+        {"op": "write_file", "path": fail, "data": "0"},
+    ]
 
 
 def test_reserved_slot_absent_when_the_create_fails_on_a_node() -> None:
-    got, _, _ = reserved(EAGAIN, hits=1)
+    got, _, _ = reserved(EAGAIN, hits=2)
     assert got is False
 
 
 @pytest.mark.parametrize(
     ("last", "hits"),
     [
-        (CREATED_64, 1),  # created although a node allocation failed
         (EAGAIN, 0),  # failed with nothing injected
-        ({"op": "create", "ret": 0, "id": 65}, 0),  # the wrong ID
-        ({"op": "create", "ret": -1, "errno": "EBUSY"}, 0),
+        ({"op": "create", "ret": 0, "id": 65}, 1),  # the wrong ID
+        ({"op": "create", "ret": -1, "errno": "EBUSY"}, 1),
     ],
 )
 def test_reserved_slot_probe_fails_on_impossible_answers(last: Op, hits: int) -> None:
     with pytest.raises(KernelBroken) as exc:
         reserved(last, hits)
     assert exc.value.exit_code == 1
+
+
+@pytest.mark.parametrize("last", [CREATED_64, EAGAIN])
+def test_reserved_slot_probe_needs_proof_that_injection_works(last: Op) -> None:
+    """The control create (4096, needing new nodes) succeeding means no
+    failure was injected: "present" would be what any kernel answers."""
+    with pytest.raises(KernelBroken):
+        reserved(last, hits=0, control={"op": "create", "ret": 0, "id": 4096})
 
 
 @pytest.mark.parametrize(
@@ -278,11 +313,11 @@ def test_reserved_slot_probe_fails_on_impossible_answers(last: Op, hits: int) ->
     ],
 )
 def test_reserved_slot_not_probed_without_what_it_needs(feats: dict[str, bool]) -> None:
-    got, guest, _ = reserved(CREATED_64, hits=0, **feats)
+    got, guest, _ = reserved(CREATED_64, 1, EAGAIN, **feats)
     assert got is False and guest.commands == []
 
 
 def test_reserved_slot_probe_uses_the_prctl_where_there_is_no_flag() -> None:
-    _, _, helper = reserved(CREATED_64, 0, sigev_timer_id=False, prctl_restore_ids=True)
+    _, _, helper = reserved(CREATED_64, 1, sigev_timer_id=False, prctl_restore_ids=True)
     prctls = [o for o in helper.sent if o["op"] == "prctl"]
-    assert [o["arg2"] for o in prctls] == [1, 0, 1, 0]
+    assert [o["arg2"] for o in prctls] == [1, 0, 1, 0, 1, 0]
