@@ -431,6 +431,7 @@ def test_run_one_maps_the_suite_exit(
             extra: object,
             timeout: float,
             run_first: object = (),
+            flavor: str = "default",
         ) -> tuple[int, float]:
             assert img == image
             out.mkdir(parents=True, exist_ok=True)
@@ -465,3 +466,12 @@ def test_run_one_maps_the_suite_exit(
     o = mutate.run_one(tree, m, req, tmp_path, tmp_path, build=build)
     assert o.verdict == "error"
     assert o.message == "pytest exit 125: error: guest failed to boot"
+
+
+def test_debug_flavor_demands_the_reserved_slot_and_the_checkers() -> None:
+    """A debug-flavor mutant that drops the reservation (51) is only caught
+    by the session demanding it; the default flavor cannot see it."""
+    assert mutate.expected_features("default") == mutate.SERIES_FEATURES
+    debug = mutate.expected_features("debug")
+    assert {"reserved_slot", "kasan", "kmemleak", "failslab"} <= set(debug)
+    assert set(mutate.SERIES_FEATURES) <= set(debug)
