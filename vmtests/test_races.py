@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from conftest import INT_MAX, create, ok
+from conftest import INT_MAX, PR_TIMER_CREATE_RESTORE_IDS, create, ok
 from harness.helper import Helper, Op
 from harness.procfs import parse
 
@@ -84,6 +84,40 @@ def test_create_delete_storm_with_readers(helper: Helper, features: dict[str, bo
             assert r["ret"] >= 0 or r["errno"] == "EINVAL", f"seed {seed}: {r}"
             if r["op"] == "proc_timers" and r["ret"] == 0:
                 parse(r["text"])  # well-formed records even under churn
+
+
+@pytest.mark.needs("proc_timers_by_id")
+def test_no_id_lost_after_concurrent_deletes(helper: Helper, features: dict[str, bool]) -> None:
+    """Two threads creating and deleting in 0..99: afterwards every ID that
+    /proc does not list must be free for an exact create, and every listed
+    one taken.  A delete that released or reserved a slot outside one locked
+    section could leave an entry no timer owns, whose ID is then lost."""
+    rnd = random.Random(11)
+    writers = [
+        [
+            op
+            for _ in range(300)
+            for op in ({"op": "create"}, {"op": "delete", "id": rnd.randrange(100)})
+        ]
+        for _ in range(2)
+    ]
+    if features["sigev_timer_id"]:
+        exact = [{"op": "create", "id": i, **FLAG} for i in range(100)]
+    elif features["prctl_restore_ids"]:
+        mode = {"op": "prctl", "option": PR_TIMER_CREATE_RESTORE_IDS, "arg3": 0}
+        exact = [{**mode, "arg2": 1}, *({"op": "create", "id": i} for i in range(100))]
+        exact.append({**mode, "arg2": 0})
+    else:
+        pytest.skip("kernel under test has neither SIGEV_TIMER_ID nor the prctl")
+    res = helper.run(
+        [{"op": "threads", "scripts": writers}, {"op": "proc_timers"}, *exact], timeout=600
+    )
+    listed = {t.id for t in parse(ok(res[1])["text"])}
+    creates = [r for r in res[2:] if r.get("op") == "create"]
+    taken = {i for i, r in enumerate(creates) if r.get("ret") != 0}
+    for i in taken:
+        assert creates[i].get("errno") == "EBUSY", f"ID {i}: {creates[i]}"
+    assert taken == {i for i in listed if i < 100}, "IDs neither listed nor free"
 
 
 @pytest.mark.needs("proc_timers", "proc_timers_by_id")
