@@ -236,8 +236,10 @@ def test_concurrent_churn_under_node_failures_keeps_cursor_order(
 ) -> None:
     """Three threads create and delete their own timer while node allocations fail.
 
-    Each create of a lone timer needs fresh xarray nodes (the delete freed
-    them), a third of those allocations fail, and a failed allocation is
+    Creates need fresh xarray nodes when they cross into a new leaf (the
+    series keeps a deleted timer's slot reserved, so a lone timer's delete
+    no longer frees its node), 60% of those allocations fail (an EAGAIN
+    needs the retry to fail too), and a failed allocation is
     retried with the array's lock dropped: the window in which the first
     version read the cursor before and wrote it after, letting it move
     backwards.  6.12's rule leaves no room for interleaving effects on IDs:
@@ -245,7 +247,7 @@ def test_concurrent_churn_under_node_failures_keeps_cursor_order(
     each thread sees increasing IDs, a failure is EAGAIN and consumes
     nothing, and the next create continues after the highest ID.
     """
-    radix_failslab.run(f"echo 30 > {FAILSLAB}/probability", check=True)
+    radix_failslab.run(f"echo 60 > {FAILSLAB}/probability", check=True)
     before = failslab_injected(radix_failslab)
     churn: Op = {"op": "churn", "count": 400, "notify": "none"}
     res = helper.run(
