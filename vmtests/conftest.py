@@ -73,6 +73,13 @@ def failslab(guest: Guest) -> Iterator[Guest]:
         yield guest
 
 
+@pytest.fixture
+def radix_failslab(failslab: Guest) -> Guest:
+    """failslab on radix_tree_node (the xarray's nodes) only."""
+    failslab_mod.fail_cache(failslab, "radix_tree_node")
+    return failslab
+
+
 def failslab_injected(guest: Guest) -> int:
     """Failures injected so far (see harness.failslab.injected)."""
     return failslab_mod.injected(guest)

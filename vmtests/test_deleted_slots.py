@@ -151,20 +151,14 @@ def failing(*ops: Op) -> list[Op]:
     ]
 
 
-@pytest.fixture
-def node_failslab(failslab: Guest) -> Guest:
-    failslab.run("echo 1 > /sys/kernel/slab/radix_tree_node/failslab", check=True)
-    return failslab
-
-
 @pytest.mark.needs("reserved_slot")
 def test_reservation_moves_and_frees_what_only_it_kept(
-    helper: Helper, node_failslab: Guest, exact: Exact
+    helper: Helper, radix_failslab: Guest, exact: Exact
 ) -> None:
     """64 deleted, then 200: the leaf of 64..127 held nothing but the
     reservation and must be gone (creating 64 needs a node again), while the
     leaf of 200 is kept (creating 200 and its neighbour 201 needs none)."""
-    before = failslab_injected(node_failslab)
+    before = failslab_injected(radix_failslab)
     res = helper.run(
         [
             create(),
@@ -178,13 +172,13 @@ def test_reservation_moves_and_frees_what_only_it_kept(
     )
     creates = [r for r in res if r.get("op") == "create"]
     assert err(creates[3]) == "EAGAIN", "the released leaf of 64 was kept"
-    assert failslab_injected(node_failslab) > before
+    assert failslab_injected(radix_failslab) > before
     assert [ok(r)["id"] for r in creates[4:]] == [200, 201]
 
 
 @pytest.mark.needs("reserved_slot")
 def test_failed_create_keeps_the_reservation(
-    helper: Helper, node_failslab: Guest, exact: Exact
+    helper: Helper, radix_failslab: Guest, exact: Exact
 ) -> None:
     """A create whose node allocations fail (4096: a new root, an inner node
     and a leaf) must leave the reservation of 64 as it was: the search from

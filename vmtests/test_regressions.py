@@ -145,13 +145,6 @@ def test_exact_create_at_deleted_id_then_plain_creates(helper: Helper) -> None:
 # Allocation failure must not hand out a lower ID
 
 
-@pytest.fixture
-def radix_failslab(failslab: Guest) -> Guest:
-    """failslab on radix_tree_node (the xarray's nodes) only."""
-    failslab.run("echo 1 > /sys/kernel/slab/radix_tree_node/failslab", check=True)
-    return failslab
-
-
 @pytest.mark.needs("failslab")
 def test_node_allocation_failure_hands_out_no_lower_id(
     helper: Helper, radix_failslab: Guest, features: dict[str, bool]
