@@ -200,6 +200,9 @@ def legacy_sentence(results: dict[str, Any]) -> str:
 #: The series with and without its reserved-slot patch, side by side
 #: ("without" and "patched"): what the cover letter says patch 4 gains.
 RESERVED = REPO / "bench-data" / "reserved-slot" / "results.json"
+#: The series up to patch 4 and up to patch 5, side by side ("without" and
+#: "patched"): what patch 5's changelog quotes.
+FAST_PATH = REPO / "bench-data" / "fast-path" / "results.json"
 
 
 def _insns(data: dict[str, Any], case: str, label: str) -> float | None:
@@ -220,12 +223,17 @@ def _profile(data: dict[str, Any], case: str, label: str) -> list[tuple[str, flo
     return sorted(((f, n) for f, n in funcs.items() if f != "(others)"), key=lambda kv: -kv[1])
 
 
-def reservation_text(path: Path = RESERVED, release: dict[str, Any] | None = None) -> str:
+def reservation_text(
+    path: Path = RESERVED,
+    release: dict[str, Any] | None = None,
+    fast_path: Path = FAST_PATH,
+) -> str:
     """What the create+delete pair costs, what patch 4 saves, what is left.
 
-    From two runs: the series without and with its reserved-slot patch in
-    a run of their own (``bench-data/reserved-slot``), and the release run
-    for upstream's count and the profile of what remains.
+    From three runs: the series without and with its reserved-slot patch
+    in a run of their own (``bench-data/reserved-slot``), the same for
+    patch 5's fast path (``bench-data/fast-path``, if present), and the
+    release run for upstream's count and the profile of what remains.
     """
     if not path.exists():
         raise HarnessError(
@@ -265,7 +273,7 @@ def reservation_text(path: Path = RESERVED, release: dict[str, Any] | None = Non
         "A process creating and deleting one timer at a time (CRIU's legacy restore "
         "loop) would empty the array on every delete, and the next create would "
         "allocate the path to its ID again: a node allocation and an RCU-deferred "
-        "node free per pair. Patch 4 keeps the last deleted slot reserved. Guest "
+        "node free per pair. Patch 4 keeps a deleted timer's slot reserved. Guest "
         "instructions per pair without and with it, in a run of their own "
         f"(bench-data/reserved-slot/, QEMU {str(meta.get('accel', '?')).upper()}, "
         f"{meta.get('insn_rounds')} counted round(s), scale {meta.get('scale')}): "
@@ -274,6 +282,21 @@ def reservation_text(path: Path = RESERVED, release: dict[str, Any] | None = Non
         + "; ".join(same)
         + "."
     )
+    if fast_path.exists():
+        fast = json.loads(fast_path.read_text())
+        fast["summary"] = bench.summarize(fast)
+        moved = []
+        for name, label in (("a.pairs", "a pair"), ("t.create.2threads", "a create in 2 threads")):
+            without, with_ = _insns(fast, name, "without"), _insns(fast, name, "patched")
+            if without is not None and with_ is not None:
+                moved.append(f"{label} {without:.0f} -> {with_:.0f}")
+        if moved:
+            text += (
+                " Patch 5 takes the cursor's slot without a search when it is free: "
+                + ", ".join(moved)
+                + " instructions (bench-data/fast-path/, the series up to patch 4 and up "
+                f"to patch 5, {fast['meta'].get('insn_rounds')} counted round(s))."
+            )
     if release:
         mine, up = _insns(release, "a.pairs", "patched"), _insns(release, "a.pairs", "upstream")
         rounds = release["meta"].get("insn_rounds")
@@ -291,6 +314,76 @@ def reservation_text(path: Path = RESERVED, release: dict[str, Any] | None = Non
                 + "."
             )
     return textwrap.fill(text, width=72, break_on_hyphens=False)
+
+
+#: Rows of patch 4's changelog table: (case, label), instructions per operation
+CHANGELOG_INSNS = (
+    ("a.pairs", "pair from ID 0"),
+    ("a.pairs_at.1e3", "pair at ID 10^3"),
+    ("a.pairs_at.1e5", "pair at ID 10^5"),
+    ("a.pairs_at.1e7", "pair at ID 10^7"),
+    ("a.pairs_at.2^31-1e5", "pair at ID 2^31 - 10^5"),
+    ("t.churn.2threads", "pair, 2 threads"),
+    ("t.churn.2procs", "pair, 2 processes"),
+    ("c.lookup.100k", "lookup, 100k timers"),
+)
+#: ... and bytes per timer
+CHANGELOG_BYTES = (
+    ("e.memory.dense", "10000 dense, x4 procs"),
+    ("e.memory.sparse", "1000 in 1000000 IDs, x16"),
+)
+
+
+#: Rows of patch 5's changelog table (instructions per operation)
+FAST_PATH_INSNS = (
+    *CHANGELOG_INSNS[:7],
+    ("t.create.2threads", "create, 2 threads"),
+    ("t.create.2procs", "create, 2 processes"),
+)
+
+
+def changelog_tables(
+    path: Path = RESERVED,
+    insns: tuple[tuple[str, str], ...] = CHANGELOG_INSNS,
+    sizes: tuple[tuple[str, str], ...] = CHANGELOG_BYTES,
+) -> str:
+    """A patch's changelog tables, rendered from its without/with run.
+
+    Patch 4's changelog quotes ``RESERVED`` (the default), patch 5's
+    ``FAST_PATH`` with ``FAST_PATH_INSNS`` and no byte rows.  A host test
+    compares each patch with this rendering, so a rerun of a comparison
+    that is not carried into the commit message, or a figure typed by
+    hand, fails CI.
+    """
+    if not path.exists():
+        raise HarnessError(
+            f"{path.relative_to(REPO)} is missing: a patch's changelog quotes it",
+            hint="rerun the comparison its README section names",
+        )
+    data = json.loads(path.read_text())
+    data["summary"] = bench.summarize(data)
+    lines = [f"  {'instructions per operation':<30} {'without':>7} {'with':>6}"]
+    for case, label in insns:
+        a, b = _insns(data, case, "without"), _insns(data, case, "patched")
+        if a is None or b is None:
+            raise HarnessError(
+                f"{path.relative_to(REPO)} has no instruction count for {case}",
+                hint="rerun that comparison with --insn-rounds 1",
+            )
+        lines.append(f"  {label:<30} {a:>7.0f} {b:>6.0f}")
+    if sizes:
+        lines += ["", f"  {'bytes per timer':<30} {'without':>7} {'with':>6}"]
+    for case, label in sizes:
+        cell = data["summary"].get(case, {}).get("kernels", {})
+        if "without" not in cell or "patched" not in cell:
+            raise HarnessError(
+                f"{path.relative_to(REPO)} has no {case} for both kernels",
+                hint="rerun that comparison with the e.memory cases",
+            )
+        lines.append(
+            f"  {label:<30} {cell['without']['median']:>7.0f} {cell['patched']['median']:>6.0f}"
+        )
+    return "\n".join(lines) + "\n"
 
 
 # What a release's Testing paragraph must rest on: every kernel's suite, the

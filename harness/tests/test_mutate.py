@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -101,6 +102,23 @@ def test_the_shipped_mutants_parse() -> None:
         if m.caught_by.startswith("vmtests/"):
             path = m.caught_by.split("::")[0]
             assert (REPO / path).exists() or "gaps" in path, f"{m.name}: no {path}"
+
+
+def test_each_caught_by_names_a_test_that_exists() -> None:
+    """A renamed test or a misspelt parametrize ID in a Caught-by header
+    would only show in a mutate run ("killed by X (expected Y)"): check
+    the function and the ID here."""
+    for m in mutate.load():
+        if not m.caught_by.startswith("vmtests/") or "gaps" in m.caught_by:
+            continue
+        path, _, test = m.caught_by.partition("::")
+        func, _, param = test.rpartition("::")[2].partition("[")
+        source = (REPO / path).read_text()
+        found = re.search(rf"^\s*def {re.escape(func)}\(", source, re.M)
+        assert found, f"{m.name}: no {test}"
+        if param:
+            decorators = source[max(0, found.start() - 600) : found.start()]
+            assert f'"{param.rstrip("]")}"' in decorators, f"{m.name}: {func} has no ID [{param}"
 
 
 def _mutant(name: str, equivalent: str = "", flavor: str = "") -> Mutant:

@@ -10,6 +10,7 @@ import pytest
 
 from harness import bench, coverletter, report
 from harness.errors import HarnessError
+from harness.paths import REPO
 
 VALUES = {"unpatched": 100.0, "patched": 50.0, "upstream": 80.0}
 TABLES = {"unpatched": 4096, "patched": 0, "upstream": 524288}
@@ -275,3 +276,27 @@ def test_plain_first_create_is_the_baseline_beside_the_exact_one() -> None:
             x["cases"]["a.exact_high.flag"]["plain_ns_median"] = 40 + x["round"]
     d = bench.summarize(r)["derived"]["restore_id_2147483646"]["patched"]
     assert d["plain_first_create_seconds"] == 41 / 1e9
+
+
+@pytest.mark.parametrize(
+    ("number", "tables"),
+    [
+        ("0004", lambda: coverletter.changelog_tables()),
+        (
+            "0005",
+            lambda: coverletter.changelog_tables(
+                coverletter.FAST_PATH, coverletter.FAST_PATH_INSNS, ()
+            ),
+        ),
+    ],
+    ids=["reserved-slot", "fast-path"],
+)
+def test_patch_changelog_quotes_its_run(number: str, tables: Any) -> None:
+    """Patches 4 and 5 quote their without/with runs' numbers, exactly.
+
+    The series is regenerated from a branch whose commit messages are
+    written by hand: this catches a rerun of a comparison that was not
+    carried into the changelog, and a figure edited in by hand.
+    """
+    (patch,) = (REPO / "patches").glob(f"{number}-*.patch")
+    assert tables() in patch.read_text()
