@@ -161,6 +161,7 @@ def answers(results: dict[str, Any]) -> dict[str, str]:
     )
     legacy_txt = legacy_sentence(results)
     return {
+        "gaps": gaps_text(results),
         "legacy_time": legacy_txt,
         "accel": f"QEMU {results['meta'].get('accel', '?').upper()}, "
         f"{results['meta'].get('vcpus')} vCPUs running of {results['meta'].get('possible_cpus')} "
@@ -195,6 +196,31 @@ def legacy_sentence(results: dict[str, Any]) -> str:
             f"{report.human(exact['median'], 'ns')} (measured)"
         )
     return textwrap.fill(text + ".", width=72, break_on_hyphens=False)
+
+
+def gaps_text(results: dict[str, Any]) -> str:
+    """Where the series is behind upstream, from ``report.goals()``.
+
+    Every goal the run does not meet, with its measured ratio and what
+    decided it; the goals met are named too, so that the paragraph is
+    never silent about one.
+    """
+    missed, met = [], []
+    for g in report.goals(results):
+        where = f"{g['sizing']} possible CPUs"
+        if g["met"]:
+            met.append(f"{g['what']} ({where}: {g['worst']:.2f}x by {g['by']})")
+        elif g["worst"] is None:
+            missed.append(f"{g['what']} ({where}): not measured")
+        else:
+            missed.append(
+                f"{g['what']} ({where}): {g['worst']:.2f}x by {g['by']}, "
+                + ", ".join(f"{c} {v:.2f}x" for c, v, _ in g["cases"])
+            )
+    text = "Not met in this run: " + ("; ".join(missed) if missed else "none") + "."
+    if met:
+        text += " Met: " + "; ".join(met) + "."
+    return _wrap(text)
 
 
 #: The series with and without its reserved-slot patch, side by side

@@ -124,6 +124,92 @@ def rows(results: dict[str, Any], suffix: str = "") -> list[dict[str, Any]]:
     return out
 
 
+#: Issue 13's goals: the series against upstream on the same machine in
+#: one run.  (name, what, target ratio patched/upstream, cases, measure)
+#: with measure "insns_first" (instructions decide when both were
+#: counted: times under TCG move 10-30 %), "with_table" (bytes per timer
+#: with upstream's table counted) or "time".
+GOALS: tuple[tuple[str, str, float, tuple[str, ...], str], ...] = (
+    ("pair", "create+delete pair <= 1.0x upstream", 1.0, ("a.pairs",), "insns_first"),
+    (
+        "sparse",
+        "2048 timers 512 IDs apart <= 2x upstream's bytes per timer, its table counted",
+        2.0,
+        ("e.memory.offset",),
+        "with_table",
+    ),
+    (
+        "lookups",
+        "lookups keep their lead (< 1.0x upstream)",
+        1.0,
+        ("c.lookup.20k", "c.lookup.50k", "c.lookup.100k"),
+        "insns_first",
+    ),
+    (
+        "neighbour",
+        "the noisy neighbour keeps its lead (< 1.0x upstream)",
+        1.0,
+        ("d.neighbour",),
+        "time",
+    ),
+)
+#: Goals the issue states for the server-sized peer only (the headline sizing)
+HEADLINE_ONLY = ("lookups", "neighbour")
+
+
+def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each goal of issue 13 per sizing: the measured ratio and met or not.
+
+    A goal with several cases is met only if every case meets it; the
+    worst ratio is the one shown.  Missing data is a gap of its own
+    ("not measured"), never a pass.  Lookups and the noisy neighbour are
+    judged against the server-sized peer only, as the issue states them.
+    """
+    out = []
+    for sfx in suffixes(results):
+        by_name = {row["name"]: row for row in rows(results, sfx)}
+        sizing = sfx.replace("-", "").replace("cpu", "") or str(results["meta"]["possible_cpus"])
+        for key, what, target, cases, measure in GOALS:
+            if sfx and key in HEADLINE_ONLY:
+                continue
+            measured: list[tuple[str, float, str]] = []
+            for case in cases:
+                row = by_name.get(case)
+                if row is None:
+                    continue
+                if measure == "with_table":
+                    mine, up = row["with_table"].get("patched"), row["with_table"].get("upstream")
+                    if mine and up:
+                        measured.append((case, mine / up, "bytes"))
+                    continue
+                insn = row["insn_ratios"].get("patched/upstream")
+                time = row["ratios"].get("patched/upstream")
+                if measure == "insns_first" and insn is not None:
+                    measured.append((case, insn, "instructions"))
+                elif time is not None:
+                    measured.append((case, time, "time"))
+            worst = max(measured, key=lambda m: m[1]) if measured else None
+            met = (
+                bool(measured)
+                and len(measured) == len(cases)
+                and worst is not None
+                and (worst[1] <= target if key in ("pair", "sparse") else worst[1] < target)
+            )
+            out.append(
+                {
+                    "goal": key,
+                    "what": what,
+                    "sizing": sizing,
+                    "target": target,
+                    "cases": [(c, round(v, 3), by) for c, v, by in measured],
+                    "worst": None if worst is None else round(worst[1], 3),
+                    "by": None if worst is None else worst[2],
+                    "met": met,
+                }
+            )
+    return out
+
+
 REFERENCE = Path(__file__).resolve().parent.parent / "bench-data" / "reference" / "tglx-2025.json"
 
 
@@ -330,6 +416,7 @@ def render(results: dict[str, Any], template: str) -> str:
             lookup_svg=lookup_plot(results),
             memory_svg=memory_plot(results),
             derived=results.get("summary", {}).get("derived", {}).get("restore_id_2147483646", {}),
+            goals=goals(results),
         )
     )
 

@@ -300,3 +300,52 @@ def test_patch_changelog_quotes_its_run(number: str, tables: Any) -> None:
     """
     (patch,) = (REPO / "patches").glob(f"{number}-*.patch")
     assert tables() in patch.read_text()
+
+
+def _goal(gs: list[dict[str, Any]], key: str, sizing: str) -> dict[str, Any]:
+    (g,) = [g for g in gs if g["goal"] == key and g["sizing"] == sizing]
+    return g
+
+
+def test_goals_from_the_results_and_instructions_decide() -> None:
+    """Patched 50 vs upstream 80 (instructions 500 vs 800): every goal met,
+    the pair judged by instructions; lookups and the neighbour only for the
+    server-sized peer (64 CPUs)."""
+    r = fake_results()
+    r["summary"] = bench.summarize(r)
+    gs = report.goals(r)
+    pair = _goal(gs, "pair", "64")
+    assert pair["by"] == "instructions"
+    assert pair["worst"] == pytest.approx(500.5 / 800.5, abs=1e-3)
+    assert all(g["met"] for g in gs)
+    assert {g["goal"] for g in gs if g["sizing"] == "2"} == {"pair", "sparse"}
+    assert "| create+delete pair <= 1.0x upstream | 64 |" in report.render(r, "bench.md.j2")
+
+
+def test_a_goal_missed_or_not_measured_is_not_met() -> None:
+    """Upstream cheaper in instructions than the series: the pair goal is a
+    gap whatever the times say; a case missing from the run is no pass."""
+    r = fake_results()
+    for rnd in r["rounds"]:
+        if rnd["mode"] == "insns" and rnd["kernel"] == "upstream":
+            rnd["cases"]["a.pairs"]["insns_per_op"] = 100.0
+        rnd["cases"].pop("d.neighbour", None)
+    r["summary"] = bench.summarize(r)
+    gs = report.goals(r)
+    assert not _goal(gs, "pair", "64")["met"]
+    assert _goal(gs, "pair", "64")["worst"] > 1.0
+    neighbour = _goal(gs, "neighbour", "64")
+    assert neighbour["worst"] is None and not neighbour["met"]
+
+
+def test_the_cover_letter_names_each_missed_goal_with_its_ratio() -> None:
+    r = fake_results()
+    for rnd in r["rounds"]:
+        if rnd["mode"] == "insns" and rnd["kernel"] == "upstream":
+            rnd["cases"]["a.pairs"]["insns_per_op"] = 100.0
+    r["summary"] = bench.summarize(r)
+    text = " ".join(coverletter.gaps_text(r).split())
+    missed = text.split(" Met: ")[0]
+    assert missed.startswith("Not met in this run: create+delete pair <= 1.0x upstream (64")
+    assert "by instructions, a.pairs" in missed
+    assert "lookups" not in missed
