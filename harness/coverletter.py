@@ -125,8 +125,9 @@ def answers(results: dict[str, Any]) -> dict[str, str]:
         )
         + ". The xarray's lock is per process: only threads of one process can contend on "
         "it, never unrelated processes as on 6.12's hash_lock. What costs in an xarray is "
-        "node churn: a process creating and deleting one timer at a time empties the array "
-        "on every delete, and the next create allocates the path again. The single-threaded "
+        "its walks, one to create, one to look the timer up and one to remove it, where "
+        'a hash hit is one bucket (see "What the xarray costs" for the node churn patch '
+        "4 removes). The single-threaded "
         f"pair costs {r('a.pairs', 'upstream')} of upstream's and "
         f"{r('a.pairs', 'unpatched')} of unpatched 6.12's."
     )
