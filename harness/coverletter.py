@@ -232,6 +232,18 @@ RESERVED = REPO / "bench-data" / "reserved-slot" / "results.json"
 FAST_PATH = REPO / "bench-data" / "fast-path" / "results.json"
 
 
+def _run(path: Path, what: str) -> dict[str, Any]:
+    """A committed side-by-side run, summarized; missing is an error naming it."""
+    if not path.exists():
+        raise HarnessError(
+            f"{path.relative_to(REPO)} is missing: {what} quotes it",
+            hint="rerun the comparison its README section names",
+        )
+    data: dict[str, Any] = json.loads(path.read_text())
+    data["summary"] = bench.summarize(data)
+    return data
+
+
 def _insns(data: dict[str, Any], case: str, label: str) -> float | None:
     cell = data["summary"].get(case, {}).get("insns", {}).get(label)
     return None if cell is None else float(cell["median"])
@@ -259,16 +271,10 @@ def reservation_text(
 
     From three runs: the series without and with its reserved-slot patch
     in a run of their own (``bench-data/reserved-slot``), the same for
-    patch 5's fast path (``bench-data/fast-path``, if present), and the
+    patch 5's fast path (``bench-data/fast-path``), and the
     release run for upstream's count and the profile of what remains.
     """
-    if not path.exists():
-        raise HarnessError(
-            f"{path.relative_to(REPO)} is missing: the cover letter quotes it",
-            hint="rerun the comparison it names (see its README.md)",
-        )
-    data = json.loads(path.read_text())
-    data["summary"] = bench.summarize(data)
+    data = _run(path, "the cover letter")
     meta = data["meta"]
     cells = []
     for name, label in (
@@ -310,21 +316,19 @@ def reservation_text(
         + "; ".join(same)
         + "."
     )
-    if fast_path.exists():
-        fast = json.loads(fast_path.read_text())
-        fast["summary"] = bench.summarize(fast)
-        moved = []
-        for name, label in (("a.pairs", "a pair"), ("t.create.2threads", "a create in 2 threads")):
-            without, with_ = _insns(fast, name, "without"), _insns(fast, name, "patched")
-            if without is not None and with_ is not None:
-                moved.append(f"{label} {without:.0f} -> {with_:.0f}")
-        if moved:
-            text += (
-                " Patch 5 takes the cursor's slot without a search when it is free: "
-                + ", ".join(moved)
-                + " instructions (bench-data/fast-path/, the series up to patch 4 and up "
-                f"to patch 5, {fast['meta'].get('insn_rounds')} counted round(s))."
-            )
+    fast = _run(fast_path, "the cover letter")
+    moved = []
+    for name, label in (("a.pairs", "a pair"), ("t.create.2threads", "a create in 2 threads")):
+        without, with_ = _insns(fast, name, "without"), _insns(fast, name, "patched")
+        if without is not None and with_ is not None:
+            moved.append(f"{label} {without:.0f} -> {with_:.0f}")
+    if moved:
+        text += (
+            " Patch 5 takes the cursor's slot without a search when it is free: "
+            + ", ".join(moved)
+            + " instructions (bench-data/fast-path/, the series up to patch 4 and up "
+            f"to patch 5, {fast['meta'].get('insn_rounds')} counted round(s))."
+        )
     if release:
         mine, up = _insns(release, "a.pairs", "patched"), _insns(release, "a.pairs", "upstream")
         rounds = release["meta"].get("insn_rounds")
@@ -386,13 +390,7 @@ def changelog_tables(
     that is not carried into the commit message, or a figure typed by
     hand, fails CI.
     """
-    if not path.exists():
-        raise HarnessError(
-            f"{path.relative_to(REPO)} is missing: a patch's changelog quotes it",
-            hint="rerun the comparison its README section names",
-        )
-    data = json.loads(path.read_text())
-    data["summary"] = bench.summarize(data)
+    data = _run(path, "a patch's changelog")
     lines = [f"  {'instructions per operation':<30} {'without':>7} {'with':>6}"]
     for case, label in insns:
         a, b = _insns(data, case, "without"), _insns(data, case, "patched")

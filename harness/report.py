@@ -125,16 +125,18 @@ def rows(results: dict[str, Any], suffix: str = "") -> list[dict[str, Any]]:
 
 
 #: Issue 13's goals: the series against upstream on the same machine in
-#: one run.  (name, what, target ratio patched/upstream, cases, measure)
-#: with measure "insns_first" (instructions decide when both were
+#: one run.  (name, what, target ratio patched/upstream, met at the
+#: target itself (a "<=" goal; one that "keeps its lead" must be below),
+#: cases, measure) with measure "insns_first" (instructions decide when both were
 #: counted: times under TCG move 10-30 %), "with_table" (bytes per timer
 #: with upstream's table counted) or "time".
-GOALS: tuple[tuple[str, str, float, tuple[str, ...], str], ...] = (
-    ("pair", "create+delete pair <= 1.0x upstream", 1.0, ("a.pairs",), "insns_first"),
+GOALS: tuple[tuple[str, str, float, bool, tuple[str, ...], str], ...] = (
+    ("pair", "create+delete pair <= 1.0x upstream", 1.0, True, ("a.pairs",), "insns_first"),
     (
         "sparse",
         "2048 timers 512 IDs apart <= 2x upstream's bytes per timer, its table counted",
         2.0,
+        True,
         ("e.memory.offset",),
         "with_table",
     ),
@@ -142,6 +144,7 @@ GOALS: tuple[tuple[str, str, float, tuple[str, ...], str], ...] = (
         "lookups",
         "lookups keep their lead (< 1.0x upstream)",
         1.0,
+        False,
         ("c.lookup.20k", "c.lookup.50k", "c.lookup.100k"),
         "insns_first",
     ),
@@ -149,6 +152,7 @@ GOALS: tuple[tuple[str, str, float, tuple[str, ...], str], ...] = (
         "neighbour",
         "the noisy neighbour keeps its lead (< 1.0x upstream)",
         1.0,
+        False,
         ("d.neighbour",),
         "time",
     ),
@@ -169,7 +173,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     for sfx in suffixes(results):
         by_name = {row["name"]: row for row in rows(results, sfx)}
         sizing = sfx.replace("-", "").replace("cpu", "") or str(results["meta"]["possible_cpus"])
-        for key, what, target, cases, measure in GOALS:
+        for key, what, target, inclusive, cases, measure in GOALS:
             if sfx and key in HEADLINE_ONLY:
                 continue
             measured: list[tuple[str, float, str]] = []
@@ -190,10 +194,9 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                     measured.append((case, time, "time"))
             worst = max(measured, key=lambda m: m[1]) if measured else None
             met = (
-                bool(measured)
+                worst is not None
                 and len(measured) == len(cases)
-                and worst is not None
-                and (worst[1] <= target if key in ("pair", "sparse") else worst[1] < target)
+                and (worst[1] <= target if inclusive else worst[1] < target)
             )
             out.append(
                 {
