@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -357,3 +358,32 @@ def test_the_cover_letter_names_each_missed_goal_with_its_ratio() -> None:
     assert missed.startswith("Not met in this run: create+delete pair <= 1.0x upstream (64")
     assert "by instructions, a.pairs" in missed
     assert "lookups" not in missed
+
+
+def test_exit_cost_is_stated_from_the_exit_case() -> None:
+    r = fake_results()
+    for label, ns in {"patched": 132.7e6, "unpatched": 76.3e6, "upstream": 98.4e6}.items():
+        r["summary"]["f.exit"]["kernels"][label]["median"] = ns
+    text = " ".join(coverletter.exit_text(r).split())
+    m = re.search(
+        r"Exiting with (\d+) timers .* median of (\d+) timed round\(s\), scale ([\d.]+), "
+        r"time only\) takes "
+        r"([\d.]+) ms with this series, ([\d.]+) ms on 6.12 and ([\d.]+) ms upstream "
+        r"\(([\d.]+)x and ([\d.]+)x\)",
+        text,
+    )
+    assert m, text
+    spec = next(c for c in r["cases"] if c["name"] == "f.exit")
+    assert int(m[1]) == spec["params"]["n"]
+    assert int(m[2]) == r["meta"]["rounds"]
+    assert float(m[3]) == r["meta"]["scale"]
+    med = {k: r["summary"]["f.exit"]["kernels"][k]["median"] / 1e6 for k in VALUES}
+    shown = dict(
+        zip(("patched", "unpatched", "upstream"), map(float, m.group(4, 5, 6)), strict=True)
+    )
+    assert shown == {k: round(med[k]) for k in shown}
+    assert float(m[7]) == round(med["patched"] / med["unpatched"], 2)
+    assert float(m[8]) == round(med["patched"] / med["upstream"], 2)
+    # No exit case in a run (e.g. one given --case): no sentence, no invented figure
+    del r["summary"]["f.exit"]
+    assert coverletter.exit_text(r) == ""
