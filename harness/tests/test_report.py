@@ -191,11 +191,15 @@ def test_human_units() -> None:
 def test_cover_letter_answers_use_the_numbers() -> None:
     a = coverletter.answers(fake_results())
     contention = " ".join(a["contention_answer"].split())
-    assert "2 threads 0.63x (instructions 0.63x)" in contention
+    assert "2 threads 0.63x in instructions (0.63x in time)" in contention
     assert "100k pairs per worker" in contention  # the t.* cases do not scale
     lookup = " ".join(a["lookup_answer"].split())
-    assert "with 1k timers in one process: 51 ns patched" in lookup  # 100k at scale 0.01
-    assert "2 possible CPUs (upstream's hash: ? buckets) 0.97x" in lookup
+    # 100k at scale 0.01; counted: 10 x the base + round, median of rounds 0 and 1
+    assert "with 1k timers in one process: 500 instructions per lookup patched" in lookup
+    assert (
+        "2 possible CPUs (upstream's hash: ? buckets; that sizing was not counted) 0.97x in time"
+        in lookup
+    )
     assert "upstream's hash is 524288 bytes, 16384 bytes with 2" in " ".join(
         a["memory_answer"].split()
     )
@@ -327,7 +331,7 @@ def test_goals_from_the_results_and_instructions_decide() -> None:
         for line in table.splitlines()
         if line.startswith("| ") and not line.startswith("| goal ")
     ]
-    assert [(c[0], c[1], c[6]) for c in cells] == [(g["what"], g["sizing"], "yes") for g in gs]
+    assert [(c[0], c[1], c[7]) for c in cells] == [(g["what"], g["sizing"], "yes") for g in gs]
     assert float(cells[0][3].rstrip("x")) == pytest.approx(pair["worst"], abs=0.01)
 
 
@@ -356,7 +360,7 @@ def test_the_cover_letter_names_each_missed_goal_with_its_ratio() -> None:
     text = " ".join(coverletter.gaps_text(r).split())
     missed = text.split(" Met: ")[0]
     assert missed.startswith("Not met in this run: create+delete pair <= 1.0x upstream (64")
-    assert "by instructions, a.pairs" in missed
+    assert re.search(r"by instructions, [\d.]+-[\d.]+ over rounds, a\.pairs", missed)
     assert "lookups" not in missed
 
 
@@ -387,3 +391,66 @@ def test_exit_cost_is_stated_from_the_exit_case() -> None:
     # No exit case in a run (e.g. one given --case): no sentence, no invented figure
     del r["summary"]["f.exit"]
     assert coverletter.exit_text(r) == ""
+
+
+def test_goals_carry_their_range_the_table_assumption_and_the_neighbour_windows() -> None:
+    r = fake_results()
+    by = {(g["goal"], g["sizing"]): g for g in report.goals(r)}
+    pair = by[("pair", "64")]
+    # Counted rounds 0 and 1: patched 500/501, upstream 800/801 instructions per op
+    assert pair["by"] == "instructions"
+    assert pair["range"] == (round(500 / 801, 3), round(501 / 800, 3))
+    assert by[("sparse", "64")]["range"] is None  # one value per kernel: no range
+    cell = r["summary"]["e.memory.offset"]["kernels"]
+    cell["patched"]["median"], cell["upstream"]["median"] = 961.0, 381.0
+    sparse = next(g for g in report.goals(r) if g["goal"] == "sparse")
+    m = re.fullmatch(
+        r"([\d.]+)x without the table; 2\.0x holds only while the system has at most "
+        r"(\d+) timers in all to share upstream's (\d+) B table",
+        sparse["note"],
+    )
+    assert m, sparse["note"]
+    mine, up = 961.0, 381.0
+    assert float(m[1]) == round(mine / up, 2)
+    assert int(m[3]) == TABLES["upstream"]
+    # At that many timers, upstream's bytes with its share of the table make 2.0x
+    assert mine / (up + TABLES["upstream"] / int(m[2])) == pytest.approx(2.0, rel=1e-3)
+
+
+def test_the_neighbour_goal_is_decided_by_its_counted_windows() -> None:
+    r = fake_results()
+    windows = r["summary"]["d.neighbour"].setdefault("insns_by_window", {})
+    windows["alone"] = {k: {"median": 100.0, "min": 100.0, "max": 100.0} for k in VALUES}
+    windows["with_neighbour"] = {
+        "patched": {"median": 101.0, "min": 101.0, "max": 101.0},
+        "upstream": {"median": 110.0, "min": 110.0, "max": 110.0},
+        "unpatched": {"median": 900.0, "min": 900.0, "max": 900.0},
+    }
+    g = next(g for g in report.goals(r) if g["goal"] == "neighbour")
+    assert (g["by"], g["worst"], g["met"]) == ("instructions", round(1.01 / 1.10, 3), True)
+    assert g["note"].endswith(f"cost {101 / 110:.2f}x upstream's instructions")
+    # Without the windows the timed ratio decides, and says so
+    del r["summary"]["d.neighbour"]["insns_by_window"]
+    g = next(g for g in report.goals(r) if g["goal"] == "neighbour")
+    assert g["by"] == "time"
+
+
+def test_losses_name_every_costlier_case_and_what_decided_it() -> None:
+    r = fake_results()
+    r["summary"]["a.pairs"]["insn_ratios"]["patched/upstream"] = 1.5
+    r["summary"]["f.exit"]["ratios"]["patched/upstream"] = 1.35
+    r["summary"]["e.memory.offset"]["ratios"]["patched/upstream"] = 2.5
+    text = coverletter.losses_text(r)
+    items = dict(re.findall(r"(\S+) ([\d.]+x(?: \([^)]*\))?)", text.split(": ", 1)[1].rstrip(".")))
+    assert items["a.pairs"] == "1.50x"
+    assert items["f.exit"] == "1.35x (time only)"
+    assert items["e.memory.offset"] == "2.50x (bytes, without the table)"
+    assert "c.lookup.100k" not in items  # patched is cheaper in the fake run
+
+
+def test_spread_is_measured_from_the_rounds() -> None:
+    sp = report.spread(fake_results())
+    # Timed rounds: base + 0, 1, 2 -> patched 50..52 is the widest cell
+    assert (sp["time"]["max"], sp["time"]["max_kernel"]) == (pytest.approx(52 / 50 - 1), "patched")
+    # Counted rounds 0 and 1: patched 500 and 501 instructions per op
+    assert sp["insns"]["max"] == pytest.approx(501 / 500 - 1)
