@@ -271,7 +271,8 @@ def test_memory(ptbench: Path, pattern: str) -> None:
         assert isinstance(res[key], int)
     # Slab deltas of a few hundred timers drown in the host's own activity
     # (and in RCU-deferred frees): no assertion on their sign or size
-    assert res["bytes_per_timer"] == pytest.approx(res["total_delta_bytes"] / n, abs=1e-3)
+    # (and ptbench prints doubles with %.6g: a relative tolerance)
+    assert res["bytes_per_timer"] == pytest.approx(res["total_delta_bytes"] / n, rel=1e-5)
     # The floor is the timer object, plus a sigqueue only where that cache grew
     assert res["timer_object_bytes"] >= caches.get("posix_timers_cache", {}).get("objsize", 0)
 
@@ -280,7 +281,9 @@ def test_memory_in_several_processes(ptbench: Path) -> None:
     """procs=K builds the pattern in K processes: K times the timers and syscalls."""
     res = memory(ptbench, pattern="dense", n=50, procs=3, reps=1, settle_ms=0)
     assert (res["timers"], res["syscalls"]) == (150, 150)
-    assert res["bytes_per_timer"] == pytest.approx(res["total_delta_bytes"] / 150, abs=1e-3)
+    # ptbench prints doubles with 6 significant digits (%.6g): a busy host's
+    # slab delta can reach thousands of bytes per timer, beyond abs=1e-3
+    assert res["bytes_per_timer"] == pytest.approx(res["total_delta_bytes"] / 150, rel=1e-5)
 
 
 def test_memory_legacy_offset(ptbench: Path) -> None:
