@@ -324,6 +324,48 @@ def spread(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def image_drift(files: list[Path]) -> list[dict[str, Any]]:
+    """How far one kernel image's counts moved between separate runs.
+
+    The spread within a run (:func:`spread`) is not the whole noise: the
+    same bzImage counted in two runs of its own, with the same ptbench,
+    can differ more (the counts include every vCPU's background work).
+    Per case, the largest max/min - 1 of the image medians over every
+    image counted in two or more of ``files``, with the image and runs.
+    """
+    from .bench import summarize
+
+    seen: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
+    for path in files:
+        data = json.loads(path.read_text())
+        if not data.get("meta", {}).get("insn_rounds") or "kernels" not in data:
+            continue
+        data["summary"] = summarize(data)
+        for label, kernel in data["kernels"].items():
+            image = kernel.get("image", "")
+            if not image:
+                continue
+            for case, s in data["summary"].items():
+                cell = s.get("insns", {}).get(label) if isinstance(s, dict) else None
+                if cell:
+                    key = (image, case, data["meta"].get("ptbench_sha256", ""))
+                    seen.setdefault(key, []).append((path.parent.name, float(cell["median"])))
+    worst: dict[str, dict[str, Any]] = {}
+    for (image, case, _), runs in seen.items():
+        if len(runs) < 2:
+            continue
+        values = [v for _, v in runs]
+        drift = max(values) / min(values) - 1
+        if case not in worst or drift > worst[case]["drift"]:
+            worst[case] = {
+                "case": case,
+                "drift": drift,
+                "image": image,
+                "runs": sorted(name for name, _ in runs),
+            }
+    return sorted(worst.values(), key=lambda d: d["case"])
+
+
 REFERENCE = Path(__file__).resolve().parent.parent / "bench-data" / "reference" / "tglx-2025.json"
 
 

@@ -454,3 +454,28 @@ def test_spread_is_measured_from_the_rounds() -> None:
     assert (sp["time"]["max"], sp["time"]["max_kernel"]) == (pytest.approx(52 / 50 - 1), "patched")
     # Counted rounds 0 and 1: patched 500 and 501 instructions per op
     assert sp["insns"]["max"] == pytest.approx(501 / 500 - 1)
+
+
+def test_image_drift_compares_one_image_across_runs(tmp_path: Path) -> None:
+    files = []
+    for run, shift in (("one", 0.0), ("two", 50.0)):
+        r = fake_results()
+        for label, k in r["kernels"].items():
+            k["image"] = f"/k/{label}/bzImage"
+        for rnd in r["rounds"]:
+            if rnd["mode"] == "insns" and rnd["kernel"] == "patched":
+                rnd["cases"]["a.pairs"]["insns_per_op"] += shift
+        del r["summary"]
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "results.json").write_text(json.dumps(r))
+        files.append(tmp_path / run / "results.json")
+    drift = {d["case"]: d for d in report.image_drift(files)}
+    # patched a.pairs: median 500.5 in run one, 550.5 in run two
+    assert drift["a.pairs"]["drift"] == pytest.approx(550.5 / 500.5 - 1)
+    assert (drift["a.pairs"]["image"], drift["a.pairs"]["runs"]) == (
+        "/k/patched/bzImage",
+        ["one", "two"],
+    )
+    assert drift["c.lookup.100k"]["drift"] == 0.0
+    # One run alone has nothing to compare with
+    assert report.image_drift(files[:1]) == []
