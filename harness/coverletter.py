@@ -10,6 +10,7 @@ git wrote and the numbers in it come from ``results.json``.
 from __future__ import annotations
 
 import json
+import statistics
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -351,17 +352,45 @@ def _insns(data: dict[str, Any], case: str, label: str) -> float | None:
     return None if cell is None else float(cell["median"])
 
 
-def _profile(data: dict[str, Any], case: str, label: str) -> list[tuple[str, float]]:
-    """The largest kernel functions of @case's counted loop (--profile)."""
-    funcs: dict[str, float] = {}
+def _profile(data: dict[str, Any], case: str, label: str) -> tuple[dict[str, float], int]:
+    """Per kernel function, the median over counted rounds of @case's loop.
+
+    Each round keeps its largest functions only (``--profile``); a
+    function missing from a round counts 0 there.  Returns the medians
+    (without "(others)") and the number of rounds.
+    """
+    per_round: list[dict[str, float]] = []
     for r in data["rounds"]:
         if r["kernel"] == label and r.get("mode") == "insns":
             metric: dict[str, Any] = next(
                 iter(r["cases"].get(case, {}).get("insns", {}).values()), {}
             )
-            for name, per in metric.get("functions", []):
-                funcs[name] = per
-    return sorted(((f, n) for f, n in funcs.items() if f != "(others)"), key=lambda kv: -kv[1])
+            if funcs := dict(metric.get("functions", [])):
+                per_round.append(funcs)
+    names = {f for funcs in per_round for f in funcs} - {"(others)"}
+    return (
+        {f: statistics.median(funcs.get(f, 0.0) for funcs in per_round) for f in names},
+        len(per_round),
+    )
+
+
+def profile_diff(data: dict[str, Any], case: str, label: str, base: str, name: str) -> str:
+    """Where @label spends more than @base (called @name) in @case, per function."""
+    mine, rounds = _profile(data, case, label)
+    theirs, _ = _profile(data, case, base)
+    if not mine or not theirs:
+        return ""
+    diff = sorted(
+        ((f, mine.get(f, 0.0) - theirs.get(f, 0.0)) for f in set(mine) | set(theirs)),
+        key=lambda kv: -kv[1],
+    )
+    return (
+        f"The kernel functions where this series' pair spends most beyond {name}'s, "
+        f"instructions per pair (median of {rounds} counted round(s); each round keeps "
+        "its largest functions only): "
+        + ", ".join(f"{f} {d:+.0f}" for f, d in diff[:8] if d > 0)
+        + "."
+    )
 
 
 def reservation_text(
@@ -440,13 +469,8 @@ def reservation_text(
                 f"instructions with this series and {up:.0f} with upstream "
                 f"({mine / up:.2f}x)."
             )
-        top = _profile(release, "a.pairs", "patched")[:6]
-        if top:
-            text += (
-                " The largest kernel functions of this series' pair, per pair: "
-                + ", ".join(f"{name} {per:.0f}" for name, per in top)
-                + "."
-            )
+        if diff := profile_diff(release, "a.pairs", "patched", "unpatched", "6.12"):
+            text += " " + diff
     return textwrap.fill(text, width=72, break_on_hyphens=False)
 
 

@@ -479,3 +479,23 @@ def test_image_drift_compares_one_image_across_runs(tmp_path: Path) -> None:
     assert drift["c.lookup.100k"]["drift"] == 0.0
     # One run alone has nothing to compare with
     assert report.image_drift(files[:1]) == []
+
+
+def test_profile_difference_is_the_median_over_counted_rounds() -> None:
+    r = fake_results()
+    funcs = {
+        ("patched", 0): [("xas_load", 240.0), ("kfree", 100.0), ("(others)", 50.0)],
+        ("patched", 1): [("xas_load", 244.0), ("kfree", 102.0)],
+        ("unpatched", 0): [("kfree", 100.0), ("hash", 30.0)],
+        ("unpatched", 1): [("kfree", 100.0)],
+    }
+    for rnd in r["rounds"]:
+        if rnd["mode"] == "insns" and (rnd["kernel"], rnd["round"]) in funcs:
+            rnd["cases"]["a.pairs"]["insns"]["pairs"]["functions"] = funcs[
+                (rnd["kernel"], rnd["round"])
+            ]
+    text = " ".join(coverletter.profile_diff(r, "a.pairs", "patched", "unpatched", "6.12").split())
+    assert "(median of 2 counted round(s);" in text
+    listed = dict(re.findall(r"(\w+) ([+-]\d+)", text.split("): ", 1)[1]))
+    # xas_load: median 242 against none; kfree: 101 - 100; hash is 6.12's only
+    assert listed == {"xas_load": "+242", "kfree": "+1"}
