@@ -88,7 +88,8 @@ def answers(results: dict[str, Any]) -> dict[str, str]:
         f"counted ({meta.get('possible_cpus')} possible CPUs: upstream's hash is "
         f"{table('upstream')}"
         + (f", {table('upstream' + small)} with {small[1:-3]}" if small else "")
-        + f"; 6.12's {table('unpatched')}; the series': {table('patched')}). Dense: "
+        + f"; 6.12's {table('unpatched')}; the series': {table('patched')}, its "
+        "per-process array head in signal_struct not counted by any column). Dense: "
         f"{b('e.memory.dense', 'patched')} / {wt('e.memory.dense', 'patched')} patched, "
         f"{b('e.memory.dense', 'upstream')} / {wt('e.memory.dense', 'upstream')} upstream. "
         f"Upstream's case, {p('e.memory.offset', 'n')} timers "
