@@ -609,12 +609,18 @@ def _runs(path: Path, want: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _series_check(directory: Path) -> tuple[str, list[str]]:
-    """The newest ``series check`` record: its name and per-patch verdicts."""
-    records = sorted(directory.glob("*.txt"), key=lambda p: p.stat().st_mtime)
-    if not records:
+    """The ``series check`` record: its name and per-patch verdicts.
+
+    Exactly one ``.txt`` record: modification times mean nothing in a
+    fresh clone, so "the newest" could not be told; older walks are kept
+    as ``.log``.
+    """
+    records = sorted(directory.glob("*.txt"))
+    if len(records) != 1:
         raise HarnessError(
-            f"no series check record in {directory}",
-            hint="run ./ptimers series check and keep its output there",
+            f"{len(records)} series check records (*.txt) in {directory}, not one",
+            hint="run ./ptimers series check, keep its output there as <commit>.txt "
+            "and rename older records to .log",
         )
     text = records[-1].read_text()
     lines = [ln for ln in text.splitlines() if ln[:4].isdigit() and ": checkpatch" in ln]
