@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,13 +245,60 @@ def onto(tree: Path, series: Series) -> Path:
     )
 
 
+#: Recipients get_maintainer.pl cannot find from the files touched: the
+#: xarray's maintainer (the series relies on XA_ZERO_ENTRY's reserved-entry
+#: semantics and on XA_CHUNK_SHIFT leaves), the list for new user ABI
+#: (SIGEV_TIMER_ID, the prctl), and CRIU, the ABI's user.
+EXTRA_CC = (
+    "Matthew Wilcox <willy@infradead.org>",
+    "linux-api@vger.kernel.org",
+    "criu@lists.linux.dev",
+)
+
+
+def recipients(tree: Path, base: str, branch: str) -> tuple[list[str], list[str]]:
+    """To (maintainers and reviewers) and Cc (lists, extras) for the series.
+
+    From the tree's own ``scripts/get_maintainer.pl`` on the series' diff,
+    as a submitter would run it; an empty answer (no script, no match) is
+    an error, not a series mailed to nobody.
+    """
+    with tempfile.NamedTemporaryFile("w", suffix=".patch") as diff:
+        diff.write(git(tree, "diff", f"{base}..{branch}"))
+        diff.flush()
+        proc = subprocess.run(
+            [
+                "perl",
+                "scripts/get_maintainer.pl",
+                "--no-rolestats",
+                "--no-git",
+                "--no-git-fallback",
+                diff.name,
+            ],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+        )
+    names = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
+    if proc.returncode != 0 or not names:
+        raise SeriesError(
+            "scripts/get_maintainer.pl found no recipients for the series",
+            detail=proc.stderr.strip()[-2000:],
+        )
+    to = [n for n in names if "<" in n]
+    cc = [n for n in names if "<" not in n] + [c for c in EXTRA_CC if c not in names]
+    return to, cc
+
+
 def export(tree: Path, branch: str, description: str, out: Path = PATCHES_DIR) -> list[Path]:
     """Regenerate ``out`` from ``branch`` with git format-patch.
 
     The cover letter comes from the branch description (first paragraph:
-    subject), so nothing in ``out`` is edited after git wrote it.
+    subject), so nothing in ``out`` is edited after git wrote it; the
+    recipients come from :func:`recipients`.
     """
     base = base_commit(tree)
+    to, cc = recipients(tree, base, branch)
     git(tree, "config", f"branch.{branch}.description", description)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.patch"):
@@ -265,6 +313,8 @@ def export(tree: Path, branch: str, description: str, out: Path = PATCHES_DIR) -
             "--cover-letter",
             "--cover-from-description=subject",
             f"--base={base}",
+            *(f"--to={t}" for t in to),
+            *(f"--cc={c}" for c in cc),
             "-o",
             str(out),
             f"{base}..{branch}",

@@ -270,3 +270,29 @@ def test_each_feature_is_expected_from_the_patch_that_adds_it() -> None:
         set(),
         set(),
     ]
+
+
+def _get_maintainer(repo: Repo, output: str) -> None:
+    """A scripts/get_maintainer.pl that answers @output for any patch file."""
+    script = repo.tree / "scripts" / "get_maintainer.pl"
+    script.parent.mkdir(exist_ok=True)
+    lines = "".join(f'print q{{{line}}}, "\\n";\n' for line in output.splitlines())
+    script.write_text(f"die 'no patch' unless -s $ARGV[-1];\n{lines}exit 0;\n")
+
+
+def test_export_addresses_maintainers_lists_and_the_extras(repo: Repo, tmp_path: Path) -> None:
+    _get_maintainer(repo, "Thomas Gleixner <tglx@linutronix.de>\nlinux-kernel@vger.kernel.org")
+    out = tmp_path / "exported"
+    written = series.export(repo.tree, "series", "posix-timers: Subject\n\nBody.", out)
+    header = written[0].read_text().split("\n\n", 1)[0].replace("\n    ", " ")
+    fields = dict(
+        line.split(": ", 1) for line in header.splitlines() if line.startswith(("To:", "Cc:"))
+    )
+    assert fields["To"].split(", ") == ["Thomas Gleixner <tglx@linutronix.de>"]
+    assert fields["Cc"].split(", ") == ["linux-kernel@vger.kernel.org", *series.EXTRA_CC]
+
+
+def test_export_refuses_a_series_no_maintainer_is_found_for(repo: Repo, tmp_path: Path) -> None:
+    _get_maintainer(repo, "")
+    with pytest.raises(SeriesError, match="found no recipients"):
+        series.export(repo.tree, "series", "posix-timers: Subject\n\nBody.", tmp_path / "out")
