@@ -82,11 +82,18 @@ def cases(scale: float = 1.0, vcpus: int = 2) -> list[Case]:
                 {"exact": how, "id": INT_MAX - 1, "reps": 20},
                 "ns",
                 needs=how,
+                window="exact",
             )
         )
     sparse = {"count": n(1000), "span": n(1_000_000)}
     out.append(
-        Case("b.sparse.legacy", "sparse_restore", {"mode": "legacy", **sparse}, "elapsed_ns")
+        Case(
+            "b.sparse.legacy",
+            "sparse_restore",
+            {"mode": "legacy", **sparse},
+            "elapsed_ns",
+            window="restore",
+        )
     )
     for how in ("flag", "prctl"):
         out.append(
@@ -96,6 +103,7 @@ def cases(scale: float = 1.0, vcpus: int = 2) -> list[Case]:
                 {"mode": how, **sparse},
                 "elapsed_ns",
                 needs=how,
+                window="restore",
             )
         )
     for count in (20_000, 50_000, 100_000):
@@ -153,12 +161,28 @@ def cases(scale: float = 1.0, vcpus: int = 2) -> list[Case]:
             "timer_caches_bytes_per_timer",
             needs="exact",
         ),
+        # The xarray's worst layout: IDs so far apart that each timer has
+        # interior nodes of its own
+        Case(
+            "e.memory.spread",
+            "memory",
+            {
+                "pattern": "sparse",
+                "n": 1000,
+                "span": 2**31,
+                "exact": "auto",
+                "procs": 16,
+                **mem,
+            },
+            "timer_caches_bytes_per_timer",
+            needs="exact",
+        ),
     ]
     # His sizes: the t.* cases do not shrink with --scale either
     out += tglx_cases(vcpus)
     out += [
         Case("f.proc_read", "proc_read", {"n": n(10_000), "reads": 10}, "ns_per_read"),
-        Case("f.exit", "exit", {"n": n(100_000)}, "exit_ns"),
+        Case("f.exit", "exit", {"n": n(100_000)}, "exit_ns", window="exit"),
     ]
     return out
 

@@ -114,8 +114,18 @@ def answers(results: dict[str, Any]) -> dict[str, str]:
             if row["name"] == "e.memory.sparse"
             and (note := report.table_note(results, row, "", 2.0))
         )
-        + ". A layout where every timer has interior nodes of its own (IDs spread "
-        "over the whole 2^31 space) was not measured. The cost is "
+        + ". "
+        + (
+            f"The xarray's worst layout, {p('e.memory.spread', 'n')} IDs spread over "
+            f"the whole 2^31 space (interior nodes per timer): "
+            f"{b('e.memory.spread', 'patched')} / {wt('e.memory.spread', 'patched')} vs "
+            f"{b('e.memory.spread', 'upstream')} / {wt('e.memory.spread', 'upstream')} "
+            f"({wt_ratio('e.memory.spread')}). "
+            if _k(s, "e.memory.spread", "patched") is not None
+            else "A layout where every timer has interior nodes of its own (IDs spread "
+            "over the whole 2^31 space) was not measured. "
+        )
+        + "The cost is "
         "bounded by RLIMIT_SIGPENDING (every timer preallocates a sigqueue) and charged to "
         "the process's memory cgroup."
     )
@@ -549,8 +559,8 @@ def exit_text(release: dict[str, Any]) -> str:
     exit_itimers() erases the timers one at a time, each a walk of the tree
     (and the walk to find the next), where 6.12 unlinks each from its hash
     bucket; a reviewer weighing the series should see that price beside the
-    pair's. Time only: the exit is not a counted window, so its ratios stay
-    undecided below 1.5x (upstream's is), and the text says "time only".
+    pair's. Instructions per timer where the exit was counted (runs before
+    its window existed have times only).
     """
     summary = release["summary"].get("f.exit", {})
     cells = summary.get("kernels", {})
@@ -560,13 +570,21 @@ def exit_text(release: dict[str, Any]) -> str:
     n = int(spec.get("params", {}).get("n", 0))
     ms = {k: cells[k]["median"] / 1e6 for k in ("patched", "unpatched", "upstream")}
     meta = release["meta"]
+    insns = {k: _insns(release, "f.exit", k) for k in ("patched", "unpatched", "upstream")}
+    counted = ""
+    if all(insns.values()):
+        p, unp, up = (float(insns[k] or 0) for k in ("patched", "unpatched", "upstream"))
+        counted = (
+            f"; counted ({meta.get('insn_rounds')} round(s)), {p:.0f} instructions per "
+            f"timer with this series, {unp:.0f} on 6.12 and {up:.0f} upstream "
+            f"({p / unp:.2f}x and {p / up:.2f}x)"
+        )
     return textwrap.fill(
         f"Exiting with {n} timers ({str(meta.get('accel', '?')).upper()}, "
-        f"median of {meta.get('rounds')} timed round(s), scale {meta.get('scale')}, "
-        "time only) takes "
+        f"median of {meta.get('rounds')} timed round(s), scale {meta.get('scale')}) takes "
         f"{ms['patched']:.0f} ms with this series, {ms['unpatched']:.0f} ms on "
         f"6.12 and {ms['upstream']:.0f} ms upstream ({ms['patched'] / ms['unpatched']:.2f}x "
-        f"and {ms['patched'] / ms['upstream']:.2f}x). Read from the code, not "
+        f"and {ms['patched'] / ms['upstream']:.2f}x){counted}. Read from the code, not "
         "measured: exit_itimers() finds each timer "
         "with a walk from the root and erases it with another, freeing the nodes "
         "as they empty, where 6.12 takes each from the process's list and "

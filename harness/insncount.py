@@ -206,11 +206,22 @@ def attach(
         )
         return
     per: dict[str, Any] = {}
+    merged: dict[str, dict[int, int]] = {}
     for i, (w, n) in enumerate(zip(windows, counts, strict=True)):
+        # Windows of one name (a loop repeated, e.g. once per rep) add up
         ops = int(w["ops"]) or 1
-        per[w["name"]] = {"ops": ops, "insns": n, "insns_per_op": n / ops}
-        if blocks and syms and i < len(blocks) and blocks[i]:
-            per[w["name"]]["functions"] = functions(blocks[i], syms, ops)
+        cell = per.setdefault(w["name"], {"ops": 0, "insns": 0, "windows": 0})
+        cell["ops"] += ops
+        cell["insns"] += n
+        cell["windows"] += 1
+        cell["insns_per_op"] = cell["insns"] / cell["ops"]
+        if blocks and i < len(blocks) and blocks[i]:
+            into = merged.setdefault(w["name"], {})
+            for pc, count in blocks[i].items():
+                into[pc] = into.get(pc, 0) + count
+    if syms:
+        for name, into in merged.items():
+            per[name]["functions"] = functions(into, syms, per[name]["ops"])
     data["insns"] = per
     if not metric_window:
         return

@@ -147,8 +147,20 @@ def test_every_loop_case_names_a_window_ptbench_closes() -> None:
     src = (Path(__file__).resolve().parents[2] / "vmtests/helper/ptbench.c").read_text()
     closed = set(re.findall(r'window_end\("([a-z_]+)"', src))
     closed |= set(re.findall(r'time_lookups\([^;]*"([a-z_]+)"\)', src))
-    assert {"pairs", "lookups", "create", "getoverrun", "workers"} <= closed
-    looped = {"pairs", "lookup", "create_getoverrun", "create_many", "churn"}
+    # A window a child closed, recorded by its parent (either name of a ternary)
+    for args in re.findall(r"window_record\(([^;]*)\);", src):
+        closed |= set(re.findall(r'"([a-z_]+)"', args))
+    assert {"pairs", "lookups", "create", "getoverrun", "workers", "exact", "restore"} <= closed
+    looped = {
+        "pairs",
+        "lookup",
+        "create_getoverrun",
+        "create_many",
+        "churn",
+        "exact_high",
+        "sparse_restore",
+        "exit",
+    }
     for case in bench.cases(1.0, 2):
         if case.case in looped:
             assert case.window in closed, case.name
@@ -171,3 +183,18 @@ def test_cpulist_count() -> None:
     assert bench.cpulist_count("0-63\n") == 64
     assert bench.cpulist_count("0,2-3") == 3
     assert bench.cpulist_count("0") == 1
+
+
+def test_windows_of_one_name_add_up() -> None:
+    """A loop repeated per rep (the exit, the exact create) is one count per op."""
+    data: dict[str, Any] = {
+        "windows": [
+            {"name": "exit", "ops": 10},
+            {"name": "plain", "ops": 1},
+            {"name": "exit", "ops": 20},
+        ]
+    }
+    insncount.attach(data, "exit", [100, 7, 500])
+    assert data["insns"]["exit"] == {"ops": 30, "insns": 600, "windows": 2, "insns_per_op": 20.0}
+    assert data["insns_per_op"] == 20.0
+    assert data["insns"]["plain"]["insns_per_op"] == 7.0

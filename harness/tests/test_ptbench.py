@@ -184,6 +184,8 @@ def test_sparse_restore(ptbench: Path, probe: dict[str, bool]) -> None:
         positive(res, "elapsed_ns", "ns_per_timer")
         assert res["restored"] == res["requested"] == 50
         assert res["exceeded"] is False
+        # The child ran the loop in a window; the parent recorded it
+        assert res["windows"] == [{"name": "restore", "ops": 50}]
         assert 0 <= res["first_id"] < res["last_id"] < 2000
         # The ID set depends on the seed only
         assert ids is None or (res["first_id"], res["last_id"]) == ids
@@ -308,6 +310,8 @@ def test_exit(ptbench: Path) -> None:
     res = bench(ptbench, "exit", n=500, reps=3)
     positive(res, "exit_ns", "exit_ns_min", "exit_ns_max", "empty_exit_ns")
     assert (res["timers"], res["reps"]) == (500, 3)
+    # One window per rep with timers (the empty baseline exits have none)
+    assert res["windows"] == [{"name": "exit", "ops": 500}] * 3
     assert res["exit_ns_min"] <= res["exit_ns"] <= res["exit_ns_max"]
 
 

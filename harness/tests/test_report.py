@@ -370,8 +370,8 @@ def test_exit_cost_is_stated_from_the_exit_case() -> None:
         r["summary"]["f.exit"]["kernels"][label]["median"] = ns
     text = " ".join(coverletter.exit_text(r).split())
     m = re.search(
-        r"Exiting with (\d+) timers .* median of (\d+) timed round\(s\), scale ([\d.]+), "
-        r"time only\) takes "
+        r"Exiting with (\d+) timers .* median of (\d+) timed round\(s\), scale ([\d.]+)\) "
+        r"takes "
         r"([\d.]+) ms with this series, ([\d.]+) ms on 6.12 and ([\d.]+) ms upstream "
         r"\(([\d.]+)x and ([\d.]+)x\)",
         text,
@@ -388,6 +388,17 @@ def test_exit_cost_is_stated_from_the_exit_case() -> None:
     assert shown == {k: round(med[k]) for k in shown}
     assert float(m[7]) == round(med["patched"] / med["unpatched"], 2)
     assert float(m[8]) == round(med["patched"] / med["upstream"], 2)
+    counted = re.search(
+        r"counted \((\d+) round\(s\)\), (\d+) instructions per timer with this series, "
+        r"(\d+) on 6\.12 and (\d+) upstream",
+        text,
+    )
+    assert counted, text
+    ins = {k: r["summary"]["f.exit"]["insns"][k]["median"] for k in VALUES}
+    assert int(counted[1]) == r["meta"]["insn_rounds"]
+    assert [int(x) for x in counted.group(2, 3, 4)] == [
+        round(ins[k]) for k in ("patched", "unpatched", "upstream")
+    ]
     # No exit case in a run (e.g. one given --case): no sentence, no invented figure
     del r["summary"]["f.exit"]
     assert coverletter.exit_text(r) == ""
@@ -448,8 +459,7 @@ def test_losses_name_every_costlier_case_and_what_decided_it() -> None:
         for label, (lo, med, hi) in (("patched", p), ("upstream", u)):
             s[case]["kernels"][label].update(min=lo, median=med, max=hi)
 
-    timed("f.exit", (120, 135, 150), (95, 100, 105))  # 1.35x, rounds 1.14-1.58
-    timed("b.sparse.prctl", (90, 110, 130), (95, 100, 105))  # 1.10x, rounds 0.86-1.37
+    timed("f.proc_read", (120, 135, 150), (95, 100, 105))  # 1.35x, rounds 1.14-1.58
     timed("e.memory.offset", (250, 250, 250), (100, 100, 100))
     create = s["t.getoverrun.20k"].setdefault("insns_by_window", {}).setdefault("create", {})
     create["patched"] = {"median": 130.0, "min": 130.0, "max": 130.0}
@@ -458,11 +468,14 @@ def test_losses_name_every_costlier_case_and_what_decided_it() -> None:
     first = text.split("with 64 possible CPUs: ", 1)[1].split("; with 2 possible CPUs")[0]
     items = dict(re.findall(r"(\S+(?: \w+ phase)?) ([\d.]+x(?: \([^)]*\))?)", first))
     assert items["a.pairs"] == "1.50x"
-    assert items["f.exit"] == "1.35x (time only, 1.14-1.58 over rounds)"
-    assert items["b.sparse.prctl"] == "1.10x (time only, undecided, 0.86-1.37 over rounds)"
+    assert items["f.proc_read"] == "1.35x (time only, 1.14-1.58 over rounds)"
     assert items["e.memory.offset"] == "2.50x (bytes, without the table)"
     assert items["t.getoverrun.20k create phase"] == "1.30x"
     assert "c.lookup.100k" not in items  # patched is cheaper in the fake run
+    # Rounds on both sides of 1.0: undecided
+    timed("f.proc_read", (90, 110, 130), (95, 100, 105))
+    text = " ".join(coverletter.losses_text(r).split())
+    assert "f.proc_read 1.10x (time only, undecided, 0.86-1.37 over rounds)" in text
 
 
 def test_spread_is_measured_from_the_rounds() -> None:
