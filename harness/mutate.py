@@ -749,7 +749,10 @@ def resumable(path: Path, same: dict[str, Any]) -> tuple[dict[str, Outcome], dic
     """The outcomes of an interrupted run to keep, and its meta.
 
     Only a run of the same series, suite, flavor and pytest arguments
-    counts: anything else measured something else.
+    counts: anything else measured something else.  Errors are not kept:
+    a broken build or an infrastructure failure says nothing about the
+    mutant, so a resumed run tries those mutants again (after the mutant
+    or the machine was fixed).
     """
     try:
         data = json.loads(path.read_text())
@@ -760,7 +763,7 @@ def resumable(path: Path, same: dict[str, Any]) -> tuple[dict[str, Outcome], dic
         kept = [Outcome(**{k: v for k, v in o.items() if k in names}) for o in data["mutants"]]
     except (OSError, ValueError, KeyError, TypeError):
         return {}, {}
-    return {o.name: o for o in kept}, meta
+    return {o.name: o for o in kept if o.verdict != ERROR}, meta
 
 
 def listing(mutants: Sequence[Mutant]) -> str:

@@ -13,7 +13,7 @@ import pytest
 from harness import mutate
 from harness.errors import HarnessError
 from harness.kbuild import Kernel
-from harness.mutate import KILLED, SURVIVED, Mutant, MutantError, Outcome
+from harness.mutate import ERROR, KILLED, SURVIVED, Mutant, MutantError, Outcome
 from harness.paths import REPO
 from harness.source import GIT_ENV
 
@@ -352,12 +352,17 @@ def test_resume_keeps_only_a_run_of_the_same_suite(tmp_path: Path) -> None:
     path = tmp_path / "results.json"
     assert mutate.resumable(path, same) == ({}, {}), "no earlier run"
     done = [outcome(mutate.CONTROL, SURVIVED), outcome("01-a", KILLED, killer="vmtests/t.py::x")]
+    broken = outcome("02-b", ERROR, message="build failed (make exit 2)")
     path.write_text(
         json.dumps(
-            {"meta": {**same, "wall_seconds": 600.0}, "mutants": [o.to_json() for o in done]}
+            {
+                "meta": {**same, "wall_seconds": 600.0},
+                "mutants": [o.to_json() for o in [*done, broken]],
+            }
         )
     )
     kept, meta = mutate.resumable(path, same)
+    # The error is run again: it measured nothing about its mutant
     assert kept == {o.name: o for o in done} and meta["wall_seconds"] == 600.0
     for key, other in (("suite_commit", "c2"), ("series_head", "s2"), ("pytest_args", ["-k", "x"])):
         assert mutate.resumable(path, {**same, key: other}) == ({}, {}), key
