@@ -349,6 +349,19 @@ def sibling(label: str, base: str, results: dict[str, Any]) -> str:
     return ""
 
 
+#: Fewer operations than this in a case's counted window(s) of a round and
+#: the count cannot decide: it counts every vCPU, and one exact create in a
+#: fresh child (a.exact_high, 20 of them) drowns in the fork, the parent's
+#: wait and background work (a plain create's window: about ten times a
+#: create's instructions elsewhere).  Such a case is compared by time.
+MIN_COUNTED_OPS = 1000
+
+
+def _counted_ops(data: dict[str, Any], window: str) -> int:
+    """Operations the case's metric window held in one counted round."""
+    return int(data.get("insns", {}).get(window, {}).get("ops", 0))
+
+
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """Per case and kernel: median/min/max of the metric (and its extra fields)
     over the timed rounds, of instructions per operation over the counted
@@ -378,7 +391,10 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             counted = [
                 r["cases"][name].get("insns_per_op")
                 for r in results["rounds"]
-                if r["kernel"] == label and r.get("mode") == "insns" and name in r["cases"]
+                if r["kernel"] == label
+                and r.get("mode") == "insns"
+                and name in r["cases"]
+                and _counted_ops(r["cases"][name], case.get("window", "")) >= MIN_COUNTED_OPS
             ]
             counted_f = [float(v) for v in counted if isinstance(v, (int, float))]
             if counted_f:

@@ -116,11 +116,18 @@ def answers(results: dict[str, Any]) -> dict[str, str]:
         )
         + ". "
         + (
-            f"The xarray's worst layout, {p('e.memory.spread', 'n')} IDs spread over "
-            f"the whole 2^31 space (interior nodes per timer): "
+            f"{p('e.memory.spread', 'n')} IDs spread over the whole 2^31 space "
+            f"(interior nodes for nearly every timer): "
             f"{b('e.memory.spread', 'patched')} / {wt('e.memory.spread', 'patched')} vs "
             f"{b('e.memory.spread', 'upstream')} / {wt('e.memory.spread', 'upstream')} "
-            f"({wt_ratio('e.memory.spread')}). "
+            f"({wt_ratio('e.memory.spread')} with the table, "
+            + "; ".join(
+                note
+                for row in report.rows(results)
+                if row["name"] == "e.memory.spread"
+                and (note := report.table_note(results, row, "", 2.0))
+            )
+            + "). "
             if _k(s, "e.memory.spread", "patched") is not None
             else "A layout where every timer has interior nodes of its own (IDs spread "
             "over the whole 2^31 space) was not measured. "
@@ -250,7 +257,9 @@ def legacy_sentence(results: dict[str, Any]) -> str:
     text = (
         f"Under QEMU {str(meta.get('accel', '?')).upper()} emulation here, one pair costs "
         f"{report.human(pair['median'], 'ns_per_pair')} on unpatched 6.12 (median of "
-        f"{pair['n']} rounds of {n} pairs, scale {meta.get('scale')}), which extrapolates "
+        f"{pair['n']} rounds of {n} pairs, {report.human(pair['min'], 'ns_per_pair')}-"
+        f"{report.human(pair['max'], 'ns_per_pair')}, scale {meta.get('scale')}), which "
+        "extrapolates "
         f"linearly to {report.seconds(total)} for one timer with ID 2^31 - 2"
     )
     if exact:
@@ -316,7 +325,19 @@ def losses_text(results: dict[str, Any]) -> str:
                 continue
             i = row["insn_ratios"].get("patched/upstream")
             p, u = row["cells"].get("patched"), row["cells"].get("upstream")
-            if i is not None:
+            pi, ui = row["insns"].get("patched"), row["insns"].get("upstream")
+            if (
+                i is not None
+                and pi
+                and ui
+                and pi["min"] / ui["max"] <= 1.0 <= pi["max"] / ui["min"]
+            ):
+                # Counted rounds on both sides of 1.0: no verdict either way
+                lost.append(
+                    f"{name} {i:.2f}x (undecided, {pi['min'] / ui['max']:.2f}-"
+                    f"{pi['max'] / ui['min']:.2f} over counted rounds)"
+                )
+            elif i is not None:
                 if i > 1.0:
                     lost.append(f"{name} {i:.2f}x")
             elif p and u and p["median"] / u["median"] > 1.0:
@@ -600,8 +621,10 @@ def exit_text(release: dict[str, Any]) -> str:
             )
             else "."
         )
-        + " Erasing the timers in one pass of the array, not two walks each, is "
-        "left for a later version.",
+        + " The window ends when the parent has reaped the process, not after an "
+        "RCU grace period: frees deferred by RCU fall inside it or after it, in "
+        "either kernel. Erasing the timers in one pass of the array, not two "
+        "walks each, is left for a later version.",
         width=72,
         break_on_hyphens=False,
     )

@@ -351,10 +351,12 @@ def image_drift(files: list[Path]) -> list[dict[str, Any]]:
     """How far one kernel image's counts moved between separate runs.
 
     The spread within a run (:func:`spread`) is not the whole noise: the
-    same bzImage counted in two runs of its own, with the same ptbench,
-    can differ more (the counts include every vCPU's background work).
-    Per case, the largest max/min - 1 of the image medians over every
-    image counted in two or more of ``files``, with the image and runs.
+    same bzImage counted in two runs of its own can differ more (the counts
+    include every vCPU's background work).  Runs are compared per image,
+    case and case parameters; ptbench may differ between them where a
+    change left the case's loop alone (a window added elsewhere).  Per
+    case, the largest max/min - 1 of the image medians over every image
+    counted in two or more of ``files``, with the image and runs.
     """
     from .bench import summarize
 
@@ -371,7 +373,15 @@ def image_drift(files: list[Path]) -> list[dict[str, Any]]:
             for case, s in data["summary"].items():
                 cell = s.get("insns", {}).get(label) if isinstance(s, dict) else None
                 if cell:
-                    key = (image, case, data["meta"].get("ptbench_sha256", ""))
+                    params = next(
+                        (
+                            json.dumps(c["params"], sort_keys=True)
+                            for c in data["cases"]
+                            if c["name"] == case
+                        ),
+                        "",
+                    )
+                    key = (image, case, params)
                     seen.setdefault(key, []).append((path.parent.name, float(cell["median"])))
     worst: dict[str, dict[str, Any]] = {}
     for (image, case, _), runs in seen.items():

@@ -45,7 +45,7 @@ def fake_results() -> dict[str, Any]:
                     data["timer_object_bytes"] = 40
                 if b.insns and c.window:
                     data["insns_per_op"] = 10.0 * VALUES[b.kernel.label] + rnd
-                    data["insns"] = {c.window: {"insns_per_op": data["insns_per_op"]}}
+                    data["insns"] = {c.window: {"insns_per_op": data["insns_per_op"], "ops": 10**5}}
                     if c.case == "create_getoverrun":
                         data["insns"]["create"] = {"insns_per_op": 2 * data["insns_per_op"]}
                 cases[c.name] = data
@@ -538,3 +538,18 @@ def test_profile_difference_is_the_median_over_counted_rounds() -> None:
     text = " ".join(coverletter.profile_diff(r, "a.pairs", "patched", "unpatched", "6.12").split())
     m = re.search(r"of the (\d+) more in all, (\d+) fall outside the functions kept", text)
     assert m and (int(m[1]), int(m[2])) == (500, 500 - 243 + 15)
+
+
+def test_a_window_of_a_few_operations_does_not_decide() -> None:
+    """One exact create per counted window drowns in the fork and background."""
+    r = fake_results()
+    for rnd in r["rounds"]:
+        if rnd["mode"] == "insns" and "a.exact_high.prctl" in rnd["cases"]:
+            data = rnd["cases"]["a.exact_high.prctl"]
+            data["insns"] = {"exact": {"insns_per_op": 500.0, "ops": 20}}
+            data["insns_per_op"] = 500.0
+    s = bench.summarize(r)
+    assert s["a.exact_high.prctl"]["insns"] == {}
+    assert "patched/upstream" not in s["a.exact_high.prctl"]["insn_ratios"]
+    # The pairs' windows hold 10^5 operations: counted
+    assert s["a.pairs"]["insn_ratios"]["patched/upstream"] > 0
